@@ -1,0 +1,36 @@
+# The two commands of the quick start. Each does its own set-up (a .venv with pinned dependencies) the
+# first time, and only what changed afterwards.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.serflow-installed
+CORES ?= 2
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test lint demo clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(STAMP): requirements.txt pyproject.toml scripts/bootstrap.sh
+	@PYTHON=$(PYTHON) bash scripts/bootstrap.sh $(VENV)
+	@touch $@
+
+setup: $(STAMP)  ## create .venv and install pinned dependencies (idempotent)
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check serflow tests workflow_scripts benchmarks
+
+test: $(STAMP)  ## lint + the whole pytest suite
+	$(MAKE) --no-print-directory lint
+	$(BIN)/pytest
+
+demo: $(STAMP)  ## run the workflow on the synthetic demo corpus
+	$(BIN)/snakemake --cores $(CORES)
+	@$(BIN)/serflow corpus describe data/demo/manifest.parquet
+
+clean:  ## remove workflow outputs (keeps .venv)
+	rm -rf data results logs .snakemake

@@ -1,0 +1,19 @@
+# serflow: corpus -> manifest and folds -> (ASR, alignment, features, models: later stages).
+# Run `snakemake --cores 2` for the demo corpus; see README.md for real corpora and the config reference.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/corpus.smk"
+
+
+rule all:
+    input:
+        demo_targets(),
+    default_target: True

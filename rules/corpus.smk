@@ -1,0 +1,63 @@
+# Corpora: synthesise the demo corpus, read any corpus into a manifest, make cross-validation folds.
+
+
+rule synth_corpus:
+    output:
+        directory("data/{corpus}/corpus"),
+    params:
+        synth=lambda wc: corpus_spec(wc.corpus)["synth"],
+    log:
+        "logs/{corpus}/synth_corpus.log",
+    benchmark:
+        "logs/{corpus}/synth_corpus.benchmark.tsv"
+    threads: 2
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/corpus.yaml"
+    script:
+        "../workflow_scripts/synth_corpus.py"
+
+
+rule manifest:
+    input:
+        root=corpus_root,
+    output:
+        manifest="data/{corpus}/manifest.parquet",
+        issues="data/{corpus}/manifest_issues.tsv",
+    params:
+        format=lambda wc: corpus_spec(wc.corpus)["format"],
+        labels=lambda wc: corpus_spec(wc.corpus)["labels"],
+        merge=lambda wc: corpus_spec(wc.corpus).get("merge", {}),
+    log:
+        "logs/{corpus}/manifest.log",
+    benchmark:
+        "logs/{corpus}/manifest.benchmark.tsv"
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/corpus.yaml"
+    script:
+        "../workflow_scripts/build_manifest.py"
+
+
+rule folds:
+    input:
+        manifest="data/{corpus}/manifest.parquet",
+    output:
+        folds="data/{corpus}/folds.parquet",
+        summary="data/{corpus}/folds_summary.tsv",
+    params:
+        protocols=config["folds"]["protocols"],
+        seed=config["folds"]["seed"],
+        validation_fraction=config["folds"]["validation_fraction"],
+    log:
+        "logs/{corpus}/folds.log",
+    benchmark:
+        "logs/{corpus}/folds.benchmark.tsv"
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/corpus.yaml"
+    script:
+        "../workflow_scripts/make_folds.py"

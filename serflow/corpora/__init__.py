@@ -1,0 +1,1 @@
+"""Corpus readers (IEMOCAP, TESS), the manifest schema, folds and the synthetic demo corpus."""

@@ -1,0 +1,1 @@
+"""Synthetic emotional speech written in IEMOCAP's own layout (the built-in demo corpus)."""
