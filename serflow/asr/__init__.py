@@ -1,0 +1,1 @@
+"""Whisper transcription: locating models, two interchangeable backends, sharded runs and WER."""
