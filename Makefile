@@ -14,7 +14,7 @@ CORES ?= 2
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
-$(STAMP): requirements.txt pyproject.toml scripts/bootstrap.sh
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml scripts/bootstrap.sh
 	@PYTHON=$(PYTHON) bash scripts/bootstrap.sh $(VENV)
 	@touch $@
 

@@ -1,4 +1,4 @@
-# serflow: corpus -> manifest and folds -> (ASR, alignment, features, models: later stages).
+# serflow: corpus -> manifest and folds -> Whisper ASR -> forced alignment -> (features, models: later stages).
 # Run `snakemake --cores 2` for the demo corpus; see README.md for real corpora and the config reference.
 
 from snakemake.utils import min_version
@@ -11,6 +11,8 @@ configfile: "config/config.yaml"
 
 include: "rules/common.smk"
 include: "rules/corpus.smk"
+include: "rules/asr.smk"
+include: "rules/align.smk"
 
 
 rule all:

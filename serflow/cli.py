@@ -105,6 +105,54 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_transcribe(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from serflow.asr.backends import get_backend
+    from serflow.asr.models import resolve_model
+    from serflow.asr.run import transcribe_manifest
+    from serflow.asr.wer import word_error_rates
+    from serflow.io import write_json, write_parquet, write_text
+
+    manifest = pd.read_parquet(args.manifest)
+    model = resolve_model(args.backend, args.model, args.model_path)
+    backend = get_backend(args.backend, model, device=args.device, threads=args.threads, beam_size=args.beam_size)
+    table, failures = transcribe_manifest(manifest, backend, args.shard, args.shards)
+    write_parquet(table, args.out)
+    failures_path = args.out.with_name(args.out.stem + "_failures.tsv")
+    write_text(failures.to_csv(sep="\t", index=False, lineterminator="\n"), failures_path)
+    print(f"{table.num_rows} utterances transcribed, {len(failures)} failed: {args.out} ({failures_path})")
+    if args.shards == 1:
+        wer = word_error_rates(manifest, table.to_pandas())
+        write_json(wer, args.out.with_suffix(".wer.json"))
+        print(f"WER against the gold transcripts: {wer['overall']['wer']:.3f} ({args.out.with_suffix('.wer.json')})")
+    return 0
+
+
+def _cmd_align(args: argparse.Namespace) -> int:
+    from serflow.align.corpus_view import read_corpus_dir
+    from serflow.align.report import write_cli_outputs
+    from serflow.align.run import AlignOptions, align
+
+    items, problems = read_corpus_dir(args.corpus_dir)
+    for problem in problems:
+        print(f"serflow align: skipped: {problem}", file=sys.stderr)
+    options = AlignOptions(
+        jobs=args.jobs,
+        seed=args.seed,
+        mfa_bin=args.mfa_bin,
+        mfa_dictionary=args.dictionary,
+        mfa_acoustic_model=None if args.acoustic_model == "none" else args.acoustic_model,
+        iemocap_root=args.iemocap_root,
+        iemocap_fallback=args.fallback,
+        work_dir=args.out_dir / ".mfa_work",
+        progress=sys.stderr.isatty(),
+    )
+    result = align(args.backend, items, options)
+    print(write_cli_outputs(result, items, args.out_dir))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="serflow",
@@ -186,6 +234,45 @@ def build_parser() -> argparse.ArgumentParser:
     baseline.add_argument("--manifest", required=True, type=Path)
     baseline.add_argument("--seed", type=int, default=0)
     baseline.set_defaults(func=_cmd_baseline)
+
+    transcribe = commands.add_parser(
+        "transcribe",
+        help="Whisper ASR of a manifest's utterances, with word timestamps",
+        description="Transcribe every utterance of a manifest with Whisper (word timestamps on), write a Parquet "
+        "file (utt_id, text, words, language, avg_logprob, no_speech_prob), the failures beside it, and the "
+        "WER against the gold transcripts.",
+    )
+    transcribe.add_argument("--manifest", required=True, type=Path)
+    transcribe.add_argument("--out", required=True, type=Path, help="output .parquet")
+    transcribe.add_argument("--backend", choices=["faster-whisper", "openai-whisper"], default="faster-whisper")
+    transcribe.add_argument("--model", default="tiny.en", help="Whisper model name (tiny.en ... large-v3)")
+    transcribe.add_argument("--model-path", help="a local model (faster-whisper folder or openai-whisper .pt)")
+    transcribe.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    transcribe.add_argument("--threads", type=int, default=1, help="CPU threads")
+    transcribe.add_argument("--beam-size", type=int, default=5)
+    transcribe.add_argument("--shard", type=int, default=0, help="this job's shard (0-based)")
+    transcribe.add_argument("--shards", type=int, default=1, help="number of shards the manifest is split into")
+    transcribe.set_defaults(func=_cmd_transcribe)
+
+    align = commands.add_parser(
+        "align",
+        help="forced alignment of an MFA-layout corpus to word/phone TextGrids",
+        description="Like `mfa align`: CORPUS_DIR holds speaker folders with <utt>.wav and <utt>.lab; OUT_DIR "
+        "receives <speaker>/<utt>.TextGrid with tiers `words` and `phones`, plus failures.tsv and oovs.tsv.",
+    )
+    align.add_argument("corpus_dir", type=Path)
+    align.add_argument("out_dir", type=Path)
+    align.add_argument("--backend", choices=["kaldi", "mfa", "iemocap"], default="kaldi")
+    align.add_argument("--jobs", type=int, default=1, help="worker processes")
+    align.add_argument("--seed", type=int, default=0)
+    align.add_argument("--mfa-bin", default="mfa", help="mfa backend: the mfa executable")
+    align.add_argument("--dictionary", default="english_us_arpa", help="mfa backend: pronunciation dictionary")
+    align.add_argument(
+        "--acoustic-model", default="english_us_arpa", help="mfa backend: acoustic model ('none': train one)"
+    )
+    align.add_argument("--iemocap-root", type=Path, help="iemocap backend: the IEMOCAP_full_release folder")
+    align.add_argument("--fallback", choices=["kaldi", "mfa", "none"], default="kaldi", help="iemocap backend")
+    align.set_defaults(func=_cmd_align)
     return parser
 
 

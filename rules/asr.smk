@@ -1,0 +1,87 @@
+# Whisper transcription: one job per shard of utterances (the model loaded once per job), merged per
+# corpus, scored against the gold transcripts. Paths name the backend and model:
+#   data/{corpus}/asr/{asr_backend}-{asr_model}.parquet   (+ .wer.json, _failures.tsv)
+
+
+rule convert_whisper:
+    # openai-whisper cannot read the offline tiny.en (CTranslate2 format): rewrite it once as an
+    # openai-whisper checkpoint, alignment heads included.
+    output:
+        "models/whisper/openai-whisper-{asr_model}.pt",
+    params:
+        ct2_dir=lambda wc: offline_ct2_whisper(wc.asr_model),
+    log:
+        "logs/whisper/convert-{asr_model}.log",
+    benchmark:
+        "logs/whisper/convert-{asr_model}.benchmark.tsv"
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/asr.yaml"
+    script:
+        "../workflow_scripts/convert_whisper.py"
+
+
+rule transcribe_shard:
+    input:
+        manifest="data/{corpus}/manifest.parquet",
+        model=whisper_model_input,
+    output:
+        asr=temp("data/{corpus}/asr/{asr_backend}-{asr_model}/shard{shard}.parquet"),
+        failures=temp("data/{corpus}/asr/{asr_backend}-{asr_model}/shard{shard}_failures.tsv"),
+    params:
+        model=whisper_model_name,
+        shard=lambda wc: int(wc.shard),
+        shards=ASR["shards"],
+        device=ASR["device"],
+        compute_type=ASR["compute_type"],
+        beam_size=ASR["beam_size"],
+    log:
+        "logs/{corpus}/asr/{asr_backend}-{asr_model}/shard{shard}.log",
+    benchmark:
+        "logs/{corpus}/asr/{asr_backend}-{asr_model}/shard{shard}.benchmark.tsv"
+    threads: ASR["threads"]
+    resources:
+        mem_mb=4000,
+        gpu=1 if ASR["device"] == "cuda" else 0,
+    conda:
+        "../envs/asr.yaml"
+    script:
+        "../workflow_scripts/transcribe_shard.py"
+
+
+rule merge_asr:
+    input:
+        asr=lambda wc: asr_shards(wc, "{shard}.parquet"),
+        failures=lambda wc: asr_shards(wc, "{shard}_failures.tsv"),
+    output:
+        asr="data/{corpus}/asr/{asr_backend}-{asr_model}.parquet",
+        failures="data/{corpus}/asr/{asr_backend}-{asr_model}_failures.tsv",
+    log:
+        "logs/{corpus}/asr/{asr_backend}-{asr_model}/merge.log",
+    benchmark:
+        "logs/{corpus}/asr/{asr_backend}-{asr_model}/merge.benchmark.tsv"
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/asr.yaml"
+    script:
+        "../workflow_scripts/merge_asr.py"
+
+
+rule asr_wer:
+    input:
+        manifest="data/{corpus}/manifest.parquet",
+        asr="data/{corpus}/asr/{asr_backend}-{asr_model}.parquet",
+    output:
+        "data/{corpus}/asr/{asr_backend}-{asr_model}.wer.json",
+    log:
+        "logs/{corpus}/asr/{asr_backend}-{asr_model}/wer.log",
+    benchmark:
+        "logs/{corpus}/asr/{asr_backend}-{asr_model}/wer.benchmark.tsv"
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/asr.yaml"
+    script:
+        "../workflow_scripts/asr_wer.py"

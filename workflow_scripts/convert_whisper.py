@@ -1,0 +1,11 @@
+"""Snakemake adapter: rewrite the offline CTranslate2 Whisper as an openai-whisper checkpoint."""
+
+from pathlib import Path
+
+from serflow.asr.convert import convert_ct2_to_openai
+from serflow.logs import log_to_file
+
+log_to_file(snakemake.log[0])
+if snakemake.params.ct2_dir is None:
+    raise SystemExit(f"no offline CTranslate2 model for {snakemake.wildcards.asr_model}: set asr.model_path")
+convert_ct2_to_openai(Path(snakemake.params.ct2_dir), Path(snakemake.output[0]))
