@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,3 +100,15 @@ def _write(path: Path, text: str, eol: str) -> None:
 @pytest.fixture
 def mini_iemocap(tmp_path: Path) -> Path:
     return write_mini_iemocap(tmp_path / "IEMOCAP_full_release")
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_snakemake(workdir: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The repository's workflow, run in ``workdir`` with ``config`` (2 cores, output captured)."""
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    command = [snakemake, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
+    return subprocess.run(
+        [*command, "--configfile", str(config), "--cores", "2", *args], capture_output=True, text=True, cwd=REPO
+    )

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+from conftest import REPO, run_snakemake
 
 
 def _config(tmp_path: Path, **corpora_overrides: dict) -> Path:
@@ -24,30 +20,10 @@ def _config(tmp_path: Path, **corpora_overrides: dict) -> Path:
     return path
 
 
-def _snakemake(workdir: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            SNAKEMAKE,
-            "--snakefile",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--configfile",
-            str(config),
-            "--cores",
-            "2",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
-
-
 @pytest.mark.slow
 def test_demo_manifest_and_folds_from_clean(tmp_path: Path) -> None:
     config = _config(tmp_path)
-    done = _snakemake(tmp_path, config, "data/demo/manifest.parquet", "data/demo/folds.parquet")
+    done = run_snakemake(tmp_path, config, "data/demo/manifest.parquet", "data/demo/folds.parquet")
     assert done.returncode == 0, done.stderr[-3000:]
     manifest = pd.read_parquet(tmp_path / "data/demo/manifest.parquet")
     assert len(manifest) == 40
@@ -59,26 +35,26 @@ def test_demo_manifest_and_folds_from_clean(tmp_path: Path) -> None:
         assert (tmp_path / f"logs/demo/{rule}.log").exists()
         assert (tmp_path / f"logs/demo/{rule}.benchmark.tsv").exists()
     # Nothing to do the second time.
-    again = _snakemake(tmp_path, config, "-n", "data/demo/folds.parquet")
+    again = run_snakemake(tmp_path, config, "-n", "data/demo/folds.parquet")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     # A fold parameter change reruns folds only.
     edited = yaml.safe_load(config.read_text())
     edited["folds"]["seed"] = 5
     config.write_text(yaml.safe_dump(edited))
-    changed = _snakemake(tmp_path, config, "-n", "data/demo/folds.parquet")
+    changed = run_snakemake(tmp_path, config, "-n", "data/demo/folds.parquet")
     jobs = changed.stdout + changed.stderr
     assert "rule folds:" in jobs and "rule manifest:" not in jobs and "rule synth_corpus:" not in jobs
 
 
 def test_unconfigured_iemocap_names_the_key(tmp_path: Path) -> None:
-    done = _snakemake(tmp_path, _config(tmp_path), "-n", "data/iemocap/manifest.parquet")
+    done = run_snakemake(tmp_path, _config(tmp_path), "-n", "data/iemocap/manifest.parquet")
     assert done.returncode != 0
     assert "set config key corpora.iemocap.root" in done.stdout + done.stderr
 
 
 def test_root_that_is_not_a_folder_is_named(tmp_path: Path) -> None:
     config = _config(tmp_path, iemocap={"root": str(tmp_path / "missing")})
-    done = _snakemake(tmp_path, config, "-n", "data/iemocap/manifest.parquet")
+    done = run_snakemake(tmp_path, config, "-n", "data/iemocap/manifest.parquet")
     assert done.returncode != 0
     assert "corpora.iemocap.root" in done.stdout + done.stderr and "is not a folder" in done.stdout + done.stderr
 
@@ -97,7 +73,7 @@ def test_config_errors_fail_before_any_job_naming_the_key(tmp_path: Path, edit, 
     edit(config)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(config))
-    done = _snakemake(tmp_path, path, "-n")
+    done = run_snakemake(tmp_path, path, "-n")
     assert done.returncode != 0
     assert "Error validating config file" in done.stderr + done.stdout
     assert named in done.stderr + done.stdout
@@ -110,6 +86,6 @@ def test_real_corpus_through_the_workflow(tmp_path: Path) -> None:
 
     root = write_mini_iemocap(tmp_path / "IEMOCAP_full_release")
     config = _config(tmp_path, iemocap={"root": str(root)})
-    done = _snakemake(tmp_path, config, "data/iemocap/manifest.parquet")
+    done = run_snakemake(tmp_path, config, "data/iemocap/manifest.parquet")
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(pd.read_parquet(tmp_path / "data/iemocap/manifest.parquet")) == 11

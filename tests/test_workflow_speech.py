@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from conftest import REPO, run_snakemake
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 N = 60  # enough speech (~2 min) for the flat-start aligner to train on
 
 TARGETS = [
@@ -23,26 +20,6 @@ TARGETS = [
 ]
 
 
-def _run(workdir: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            SNAKEMAKE,
-            "--snakefile",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--configfile",
-            str(config),
-            "--cores",
-            "2",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
-
-
 @pytest.fixture(scope="module")
 def speech_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     workdir = tmp_path_factory.mktemp("speech")
@@ -51,7 +28,7 @@ def speech_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     config["asr"]["shards"] = 2
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    done = _run(workdir, path, *TARGETS)
+    done = run_snakemake(workdir, path, *TARGETS)
     assert done.returncode == 0, done.stderr[-4000:]
     return workdir, path
 
@@ -95,5 +72,5 @@ def test_alignment_accounts_for_every_utterance(speech_run: tuple[Path, Path], t
 @pytest.mark.slow
 def test_second_run_does_nothing(speech_run: tuple[Path, Path]) -> None:
     workdir, config = speech_run
-    again = _run(workdir, config, "-n", *TARGETS)
+    again = run_snakemake(workdir, config, "-n", *TARGETS)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
