@@ -1,8 +1,8 @@
 """The offline ``kaldi`` alignment backend: a flat-start monophone GMM-HMM trained on the corpus itself.
 
-For machines without Montreal Forced Aligner (see ``/work/shared/reference/alignment.md`` in the
-project notes): Kaldi's own GMM-HMM code through the ``kaldi-hmm-gmm`` wheel, in the manner of
-``steps/train_mono.sh``, then a final Viterbi alignment read out as word and phone boundaries.
+For machines without the Montreal Forced Aligner (its Kaldi bindings are not on PyPI): Kaldi's own
+GMM-HMM code through the ``kaldi-hmm-gmm`` wheel, in the manner of ``steps/train_mono.sh``, then a
+final Viterbi alignment read out as word and phone boundaries.
 """
 
 from .aligner import BACKEND, align_corpus
