@@ -536,7 +536,20 @@ class LogMel64(_MelExtractor):
         return self._db(mel)
 
 
-class Gban52(_MelExtractor):
+class _CepstralExtractor(_MelExtractor):
+    """Mel extractors that add MFCCs (an orthonormal DCT of the dB mel bands) and their deltas."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        n_mfcc, n_mels, width = int(params["n_mfcc"]), int(params["n_mels"]), int(params["delta_width"])
+        _check_delta_width(width)
+        if not 1 <= n_mfcc <= n_mels:
+            raise ValueError(f"n_mfcc must be in 1..n_mels ({n_mels}), got {n_mfcc}")
+        self.delta_width = width
+        super().__init__(params)
+        self._dct_t = torch.from_numpy(np.ascontiguousarray(_dct_matrix(n_mfcc, n_mels).T, dtype=np.float32))
+
+
+class Gban52(_CepstralExtractor):
     """GBAN's frame features: 26 log-mel bands (dB, 0-6500 Hz) + 13 MFCC + 13 MFCC deltas = 52.
 
     GBAN (Liu et al., "Group Gated Fusion on Attention-based Bidirectional Alignment for Multimodal
@@ -567,10 +580,6 @@ class Gban52(_MelExtractor):
         n_mfcc: int = 13,
         delta_width: int = 9,
     ) -> None:
-        _check_delta_width(delta_width)
-        if not 1 <= n_mfcc <= n_mels:
-            raise ValueError(f"n_mfcc must be in 1..n_mels ({n_mels}), got {n_mfcc}")
-        self.delta_width = delta_width
         super().__init__(
             {
                 "sample_rate": sample_rate,
@@ -587,7 +596,6 @@ class Gban52(_MelExtractor):
                 "delta_width": delta_width,
             }
         )
-        self._dct_t = torch.from_numpy(np.ascontiguousarray(_dct_matrix(n_mfcc, n_mels).T, dtype=np.float32))
         self._kernel = _delta_kernel(delta_width, 1)
 
     @property
@@ -600,7 +608,7 @@ class Gban52(_MelExtractor):
         return torch.cat([logmel, mfcc, _deltas(mfcc, frames, self._kernel)], dim=2)
 
 
-class Mfcc120(_MelExtractor):
+class Mfcc120(_CepstralExtractor):
     """MultiModal-ER's speech features: 40 MFCC + delta + delta-delta = 120, librosa's definition.
 
     The MultiModal-ER report (TESS) uses ``librosa.feature.mfcc(n_mfcc=40)`` with deltas and
@@ -638,10 +646,6 @@ class Mfcc120(_MelExtractor):
         n_mfcc: int = 40,
         delta_width: int = 9,
     ) -> None:
-        _check_delta_width(delta_width)
-        if not 1 <= n_mfcc <= n_mels:
-            raise ValueError(f"n_mfcc must be in 1..n_mels ({n_mels}), got {n_mfcc}")
-        self.delta_width = delta_width
         super().__init__(
             {
                 "sample_rate": sample_rate,
@@ -659,7 +663,6 @@ class Mfcc120(_MelExtractor):
                 "delta_width": delta_width,
             }
         )
-        self._dct_t = torch.from_numpy(np.ascontiguousarray(_dct_matrix(n_mfcc, n_mels).T, dtype=np.float32))
         self._kernels = (_delta_kernel(delta_width, 1), _delta_kernel(delta_width, 2))
 
     @property
