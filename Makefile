@@ -31,6 +31,8 @@ test: $(STAMP)  ## lint + the whole pytest suite
 demo: $(STAMP)  ## run the workflow on the synthetic demo corpus
 	$(BIN)/snakemake --cores $(CORES)
 	@$(BIN)/serflow corpus describe data/demo/manifest.parquet
+	@echo; echo "Results: results/demo_*.json (schema: docs/results.md); per fold: models/demo/"
+	@$(BIN)/serflow results results/demo_*.json
 
 clean:  ## remove workflow outputs (keeps .venv)
 	rm -rf data results logs .snakemake

@@ -1,4 +1,4 @@
-# serflow: corpus -> manifest and folds -> Whisper ASR -> forced alignment -> (features, models: later stages).
+# serflow: corpus -> manifest and folds -> Whisper ASR -> forced alignment -> features -> training and evaluation.
 # Run `snakemake --cores 2` for the demo corpus; see README.md for real corpora and the config reference.
 
 from snakemake.utils import min_version
@@ -13,6 +13,8 @@ include: "rules/common.smk"
 include: "rules/corpus.smk"
 include: "rules/asr.smk"
 include: "rules/align.smk"
+include: "rules/features.smk"
+include: "rules/train.smk"
 
 
 rule all:

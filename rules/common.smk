@@ -1,5 +1,7 @@
 # Config validation, helper and input functions shared by every rule file.
 
+import dataclasses
+import functools
 import os
 from pathlib import Path
 
@@ -46,7 +48,8 @@ def corpus_root(wildcards):
 
 
 def demo_targets():
-    """Everything built so far, for every synthetic corpus, on both text sources."""
+    """Every stage for every synthetic corpus: ASR and alignment on both text sources, every feature
+    store, and the results of every model in train.models (rules/train.smk)."""
     return expand(
         [
             "data/{corpus}/manifest.parquet",
@@ -58,7 +61,11 @@ def demo_targets():
         asr=f"{config['asr']['backend']}-{config['asr']['model']}",
         align=config["align"]["backend"],
         text_source=["gold", "asr"],
-    )
+    ) + [
+        target
+        for corpus in synthetic_corpora()
+        for target in [feature_done(corpus, feature) for feature in configured_features()] + model_results(corpus)
+    ]
 
 
 # --- ASR -----------------------------------------------------------------------------------------
@@ -131,3 +138,81 @@ def align_options(wildcards, input):
         "iemocap_fallback": ALIGN.get("iemocap", {}).get("fallback", "kaldi"),
         "iemocap_root": str(input.root) if wildcards.align_backend == "iemocap" else None,
     }
+
+
+# --- features ------------------------------------------------------------------------------------
+
+FEATURES = config["features"]
+ACOUSTIC_FEATURES = list(FEATURES["acoustic"])
+SHARDED_FEATURES = ACOUSTIC_FEATURES + ["bert", "roberta", "bert_utt", "roberta_utt"]
+
+
+wildcard_constraints:
+    version=r"[0-9a-f]{12}",
+    acoustic="|".join(ACOUSTIC_FEATURES) or "^$",
+    tmodel="bert|roberta",
+    sharded="|".join(SHARDED_FEATURES),
+
+
+@functools.cache
+def feature_plan(corpus, feature):
+    """The store as configured (serflow.features.plan): its parameters, inputs' recipe and version."""
+    from serflow.features.plan import plan
+
+    try:
+        return plan(config, corpus, feature)
+    except ValueError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+def feature_dir(corpus, feature):
+    """features/{corpus}/{feature}/{version} for the configured parameters and text source."""
+    return feature_plan(corpus, feature).directory
+
+
+def feature_done(corpus, feature):
+    """The file that marks the store complete (written last)."""
+    return feature_dir(corpus, feature) + "/manifest.json"
+
+
+def configured_features():
+    from serflow.features.plan import feature_names
+
+    return feature_names(FEATURES)
+
+
+def checked_plan(wildcards, feature=None):
+    """The plan as a dict for a job, refusing a version folder that is not the configured one."""
+    plan = feature_plan(wildcards.corpus, feature or wildcards.get("sharded") or wildcards.get("acoustic"))
+    if wildcards.version != plan.version:
+        raise WorkflowError(
+            f"features/{wildcards.corpus}/{plan.feature}/{wildcards.version} is not the version of the configured "
+            f"parameters ({plan.version}); old versions are kept as they are, never rebuilt"
+        )
+    return dataclasses.asdict(plan)
+
+
+def alignment_dir(corpus):
+    return f"data/{corpus}/align/{ALIGN['backend']}-{config['text_source']}"
+
+
+def text_inputs(wildcards):
+    folder = alignment_dir(wildcards.corpus)
+    return {
+        "manifest": f"data/{wildcards.corpus}/manifest.parquet",
+        "words": f"{folder}/words.parquet",
+        "failures": f"{folder}/failures.tsv",
+    }
+
+
+def feature_shards(wildcards):
+    """What a sharded store's finalize job reads: every shard and its parts, plus the inputs it hashes."""
+    folder = f"features/{wildcards.corpus}/{wildcards.sharded}/{wildcards.version}"
+    inputs = {
+        "shards": [f"{folder}/shard-{k:05d}.safetensors" for k in range(FEATURES["shards"])],
+        "parts": [f"{folder}/parts/{p}-{k:05d}.parquet" for p in ("utterances", "dropped") for k in range(FEATURES["shards"])],
+        "manifest": f"data/{wildcards.corpus}/manifest.parquet",
+    }
+    if wildcards.sharded not in ACOUSTIC_FEATURES:
+        inputs["words"] = text_inputs(wildcards)["words"]
+    return inputs

@@ -153,6 +153,64 @@ def _cmd_align(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    import yaml
+
+    from serflow.features.plan import plan
+    from serflow.models import get_spec
+    from serflow.train.checks import corpus_settings
+    from serflow.train.run import FoldJob, FoldOutputs, train_fold
+
+    config = yaml.safe_load(args.config.read_text(encoding="utf-8"))
+    settings = corpus_settings(config, args.corpus)
+    spec = get_spec(args.model)
+    stores = dict(item.split("=", 1) for item in args.store or [])
+    for name in spec.features:  # the configured store unless given
+        stores.setdefault(name, plan(config, args.corpus, name).directory)
+    corpus = config["corpora"][args.corpus]
+    job = FoldJob(
+        corpus=args.corpus,
+        model=args.model,
+        protocol=args.protocol or settings.protocol,
+        fold=args.fold,
+        classes=tuple(corpus["labels"]),
+        stores=stores,
+        manifest=args.manifest or Path(f"data/{args.corpus}/manifest.parquet"),
+        folds=args.folds or Path(f"data/{args.corpus}/folds.parquet"),
+        train=settings,
+        family_config=(config.get("models") or {}).get(spec.family, {}),
+        text_source=config.get("text_source", "gold"),
+        label_merge=corpus.get("merge", {}),
+    )
+    record = train_fold(job, FoldOutputs.under(args.out))
+    print(f"fold {record['fold']} ({record['test_group']}): UA {record['ua']:.4f}, WA {record['wa']:.4f} -> {args.out}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from serflow.io import write_json
+    from serflow.train.run import evaluate_model
+
+    metrics = sorted(args.folds_dir.glob("fold*/metrics.json"))
+    results = evaluate_model(metrics, [m.with_name("run.json") for m in metrics if m.with_name("run.json").exists()])
+    write_json(results, args.out)
+    scores = {key: f"{results[key]:.4f} +- {results[key + '_std']:.4f}" for key in ("ua", "wa")}
+    print(f"{results['model']}: UA {scores['ua']}, WA {scores['wa']} -> {args.out}")
+    return 0
+
+
+def _cmd_results(args: argparse.Namespace) -> int:
+    from serflow.train.table import load_results, results_table
+
+    paths = args.files or sorted(Path("results").glob("*.json"))
+    paths = [p for p in paths if not Path(p).name.endswith("_summary.json")]
+    if not paths:
+        print("serflow: no result files (results/*.json); run the workflow first", file=sys.stderr)
+        return 1
+    print(results_table(load_results(paths), markdown=args.markdown), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="serflow",
@@ -273,6 +331,44 @@ def build_parser() -> argparse.ArgumentParser:
     align.add_argument("--iemocap-root", type=Path, help="iemocap backend: the IEMOCAP_full_release folder")
     align.add_argument("--fallback", choices=["kaldi", "mfa", "none"], default="kaldi", help="iemocap backend")
     align.set_defaults(func=_cmd_align)
+
+    train = commands.add_parser(
+        "train",
+        help="train a model on one cross-validation fold (every configured seed)",
+        description="What the workflow's train job does: read the config's train/models sections, the model's "
+        "feature stores (the configured versions unless --store), the manifest and folds; write metrics.json, "
+        "predictions.parquet, history.tsv, run.json and checkpoints/ into --out.",
+    )
+    train.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    train.add_argument("--corpus", required=True)
+    train.add_argument("--model", required=True, help="a registered model name (e.g. wise)")
+    train.add_argument("--fold", required=True, type=int, help="1-based fold number")
+    train.add_argument("--protocol", help="default: the config's train.protocol")
+    train.add_argument("--store", action="append", metavar="NAME=DIR", help="a feature store folder; repeatable")
+    train.add_argument("--manifest", type=Path, help="default: data/<corpus>/manifest.parquet")
+    train.add_argument("--folds", type=Path, help="default: data/<corpus>/folds.parquet")
+    train.add_argument("--out", required=True, type=Path, help="the fold's output folder")
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="aggregate a model's folds into its results JSON",
+        description="Read <folds-dir>/fold*/metrics.json (and run.json) and write the per-model results "
+        "(schema: docs/results.md).",
+    )
+    evaluate.add_argument("--folds-dir", required=True, type=Path, help="models/<corpus>/<model>/<protocol>")
+    evaluate.add_argument("--out", required=True, type=Path)
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+    results = commands.add_parser(
+        "results",
+        help="print WA / UA per model from result files",
+        description="A table of results/{corpus}_{model}.json files: WA and UA (means over folds; +- std over "
+        "seeds when there are several), the spread over folds, utterances scored and dropped.",
+    )
+    results.add_argument("files", nargs="*", type=Path, help="result files (default: results/*.json)")
+    results.add_argument("--markdown", action="store_true", help="a Markdown table")
+    results.set_defaults(func=_cmd_results)
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -16,3 +17,5 @@ def log_to_file(path: str | Path, level: int = logging.INFO) -> None:
     stream = open(path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives as long as the job
     sys.stderr = stream
     logging.basicConfig(stream=stream, level=level, format=FORMAT, force=True)
+    if os.environ.get("SLURM_JOB_ID"):  # run by a cluster executor: name the job beside its outputs
+        stream.write(f"SLURM_JOB_ID={os.environ['SLURM_JOB_ID']}\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import re
 from pathlib import Path
@@ -310,6 +311,31 @@ def test_corrupted_shard_is_refused_naming_the_path(tmp_path: Path) -> None:
     with pytest.raises(ShardIntegrityError, match=re.escape(str(shard))):
         FeatureSet(directory).load_all()
     assert FeatureSet(directory, verify=False)[items[-1][0]].shape == items[-1][1].shape
+
+
+def test_a_verified_shard_is_not_hashed_again_until_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from serflow.shards import reader
+
+    monkeypatch.setattr(reader, "RACY_NS", 0)  # the files were just written: allow remembering them at once
+    items = _utterances(9)
+    directory = _write_store(tmp_path, items)
+    FeatureSet(directory).load_all()
+    memo = json.loads((directory / ".verified.json").read_text())
+    assert {"index.parquet", "shard-00000.safetensors"} <= set(memo)
+
+    hashed: list[int] = []
+    real_sha256 = hashlib.sha256
+    monkeypatch.setattr(reader.hashlib, "sha256", lambda *a: hashed.append(1) or real_sha256(*a))
+    FeatureSet(directory).load_all()
+    assert hashed == []  # every file trusted from the memo
+
+    # Same size, same mtime restored by hand: ctime still moves, so the change is caught.
+    shard = directory / "shard-00002.safetensors"
+    stat = shard.stat()
+    _corrupt(shard)
+    os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(ShardIntegrityError, match=re.escape(str(shard))):
+        FeatureSet(directory).load_all()
 
 
 def test_truncated_or_missing_shard_is_refused(tmp_path: Path) -> None:

@@ -57,6 +57,8 @@ import librosa
 import numpy as np
 import torch
 
+from serflow.features.plan import EXTRACTOR_VERSIONS
+
 __all__ = [
     "EXTRACTORS",
     "MFCC39_CONFIG",
@@ -209,7 +211,7 @@ class Mfcc39(Extractor):
     """
 
     name = "mfcc39"
-    version = "1"
+    version = EXTRACTOR_VERSIONS["mfcc39"]
     feature_level = "mfcc39"
 
     def __init__(
@@ -497,7 +499,7 @@ class LogMel64(_MelExtractor):
     """
 
     name = "logmel64"
-    version = "1"
+    version = EXTRACTOR_VERSIONS["logmel64"]
 
     def __init__(
         self,
@@ -562,7 +564,7 @@ class Gban52(_CepstralExtractor):
     """
 
     name = "gban52"
-    version = "1"
+    version = EXTRACTOR_VERSIONS["gban52"]
 
     def __init__(
         self,
@@ -627,7 +629,7 @@ class Mfcc120(_CepstralExtractor):
     """
 
     name = "mfcc120"
-    version = "1"
+    version = EXTRACTOR_VERSIONS["mfcc120"]
 
     def __init__(
         self,
@@ -698,7 +700,7 @@ class Waveform(Extractor):
     """
 
     name = "waveform"
-    version = "1"
+    version = EXTRACTOR_VERSIONS["waveform"]
 
     def __init__(self, *, sample_rate: int = 16000) -> None:
         super().__init__({"sample_rate": sample_rate})

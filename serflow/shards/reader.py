@@ -6,6 +6,12 @@ used, so a shard changed after finalizing is refused (:class:`ShardIntegrityErro
 instead of silently feeding a model different numbers. Verification reads each shard once; pass
 ``verify=False`` only where that cost matters more than the check (e.g. a benchmark of the raw read).
 
+Hashing costs as much as reading, so, as git's index and DVC's state do, a file that was verified once
+is remembered in the store's ``.verified.json`` with its inode, size, mtime and ctime (nanoseconds):
+while all four are unchanged it is not hashed again. Any write to the file changes its mtime and ctime
+(and ``touch -d`` to restore an old mtime still changes ctime), so a changed shard is always re-hashed
+and refused; ``trust_verified=False`` re-hashes everything regardless.
+
 Single utterances are read-only views into a memory map of the shard: no copy, no per-utterance file
 open. :meth:`FeatureSet.load_all` reads each shard file sequentially straight into one preallocated
 array, hashing as it goes, with the shards spread over threads (file reads and hashing release the GIL).
@@ -17,6 +23,8 @@ import hashlib
 import json
 import mmap
 import os
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,6 +47,7 @@ from serflow.shards.writer import (
     read_shard_header,
 )
 
+RACY_NS = 2_000_000_000  # files changed less than 2 s ago are hashed every time (see _VerifiedMemo.remember)
 READ_CHUNK = 4 << 20  # read-then-hash in chunks that are still in cache when hashed
 
 
@@ -51,10 +60,11 @@ class _OpenShard:
 class FeatureSet:
     """A finished feature store ``features/{corpus}/{feature}/{version}/``, indexed by utterance id."""
 
-    def __init__(self, path: str | os.PathLike[str], *, verify: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, verify: bool = True, trust_verified: bool = True) -> None:
         self.path = Path(path)
         self.verify = verify
         self.meta: dict[str, Any] = _read_manifest(self.path)
+        self._memo = _VerifiedMemo(self.path, enabled=verify and trust_verified)
         index = self._read_index()
         self.ids: list[str] = index.column("utt_id").to_pylist()
         self.frames: np.ndarray = index.column("frames").to_numpy().astype(np.int64)
@@ -77,8 +87,9 @@ class FeatureSet:
     def _read_index(self) -> pa.Table:
         entry = self.meta["index"]
         path = self.path / entry["file"]
-        if self.verify:
+        if self.verify and not self._memo.trusts(path, entry["sha256"]):
             _check_digest(path, _hash_or_refuse(path), entry["sha256"])
+            self._memo.remember(path, entry["sha256"])
         return pq.read_table(path)
 
     def _check_index(self, shard: np.ndarray, position: np.ndarray) -> None:
@@ -116,9 +127,9 @@ class FeatureSet:
         path = self._shard_path(k)
         with open(path, "rb") as fh:
             mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        if self.verify and k not in self._verified:
+        if self._needs_hash(k):
             _check_digest(path, hashlib.sha256(mm).hexdigest(), self.meta["shards"][k]["sha256"])
-            self._verified.add(k)
+            self._mark_verified(k)
         n_offsets = len(header.utt_ids) + 1
         self._check_offsets(k, np.frombuffer(mm, OFFSET_DTYPE, count=n_offsets, offset=header.offsets_start))
         count = header.frames * header.dims
@@ -169,7 +180,7 @@ class FeatureSet:
         """Read shard ``k`` in one sequential pass: header and offsets, then the data straight into ``out``."""
         header = self._header(k)
         path = self._shard_path(k)
-        digest = hashlib.sha256() if self.verify and k not in self._verified else None
+        digest = hashlib.sha256() if self._needs_hash(k) else None
         with open(path, "rb", buffering=0) as fh:
             head = _read_exact(fh, header.data_start, path)
             if digest is not None:
@@ -178,9 +189,21 @@ class FeatureSet:
                 _read_into_hashing(fh, memoryview(out).cast("B"), digest, path)
         if digest is not None:
             _check_digest(path, digest.hexdigest(), self.meta["shards"][k]["sha256"])
-            self._verified.add(k)
+            self._mark_verified(k)
         n_offsets = len(header.utt_ids) + 1
         self._check_offsets(k, np.frombuffer(head, OFFSET_DTYPE, count=n_offsets, offset=header.offsets_start))
+
+    def _needs_hash(self, k: int) -> bool:
+        if not self.verify or k in self._verified:
+            return False
+        if self._memo.trusts(self._shard_path(k), self.meta["shards"][k]["sha256"]):
+            self._verified.add(k)
+            return False
+        return True
+
+    def _mark_verified(self, k: int) -> None:
+        self._verified.add(k)
+        self._memo.remember(self._shard_path(k), self.meta["shards"][k]["sha256"])
 
     # --- the rest -------------------------------------------------------------------------------------
 
@@ -231,6 +254,62 @@ class FeatureSet:
         return (
             f"FeatureSet({str(self.path)!r}: {len(self)} utterances x {self.dims} dims, {len(self._bounds) - 1} shards)"
         )
+
+
+class _VerifiedMemo:
+    """``.verified.json``: files of this store already hashed, keyed by their stat (see module docstring).
+
+    Best effort: a store on a read-only file system is simply verified again each time.
+    """
+
+    NAME = ".verified.json"
+
+    def __init__(self, store: Path, enabled: bool) -> None:
+        self.path = store / self.NAME
+        self.enabled = enabled
+        self._entries: dict[str, dict[str, Any]] = {}
+        if enabled:
+            try:
+                self._entries = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                self._entries = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(path: Path) -> list[int] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+    def trusts(self, path: Path, sha256: str) -> bool:
+        if not self.enabled:
+            return False
+        entry = self._entries.get(path.name)
+        return bool(entry) and entry["sha256"] == sha256 and entry["stat"] == self._key(path)
+
+    def remember(self, path: Path, sha256: str) -> None:
+        key = self._key(path)
+        # As "racy git": a file changed within the last moments may change again within the same
+        # timestamp tick (file systems stamp at jiffy resolution), so only settled files are remembered.
+        if not self.enabled or key is None or time.time_ns() - key[3] < RACY_NS:
+            return
+        with self._lock:
+            self._entries[path.name] = {"sha256": sha256, "stat": key}
+            try:
+                tmp = self.path.with_name(f"{self.NAME}.{os.getpid()}.{threading.get_ident()}.tmp")
+                tmp.write_text(json.dumps(self._entries, sort_keys=True), encoding="utf-8")
+                os.replace(tmp, self.path)
+            except OSError:
+                self.enabled = False
 
 
 def _usable_cpus() -> int:

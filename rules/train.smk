@@ -1,0 +1,146 @@
+# Training and evaluation, the same for every model (serflow/train; results schema: docs/results.md):
+#   models/{corpus}/{protocol}.folds.json                        the protocol's folds (a checkpoint)
+#   models/{corpus}/{model}/{protocol}/fold{fold}/metrics.json    + predictions.parquet, history.tsv, run.json,
+#                                                                   checkpoints/seed{s}.safetensors + .json
+#   results/{corpus}_{model}.json                                 all folds and seeds of one model
+# One job per model, protocol and fold trains every configured seed. A model reads the stores its ModelSpec
+# names (features/{corpus}/{store}/{version}/, marked complete by manifest.json: common.smk's feature_done).
+# The train job's params are its family's config section, so a changed WISE hyperparameter reruns the WISE
+# jobs and nothing else; threads, memory, runtime and the list of models trigger no rerun.
+
+import json
+import re
+
+from serflow.train.checks import check_training_config
+
+
+def _checked_training():
+    try:
+        return check_training_config(config)
+    except ValueError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+TRAIN = _checked_training()  # per corpus: the merged train settings (checked, with the model names)
+
+
+def model_spec(model):
+    from serflow.models import get_spec
+
+    return get_spec(model)
+
+
+def registered_models():
+    from serflow.models import MODELS
+
+    return sorted(MODELS)
+
+
+def model_results(corpus):
+    """results/{corpus}_{model}.json of every model in train.models (or the corpus's override)."""
+    return [f"results/{corpus}_{model}.json" for model in TRAIN[corpus].models]
+
+
+def family_config(wildcards):
+    """The model family's config section (models.<family>): the train job's rerun trigger."""
+    return config.get("models", {}).get(model_spec(wildcards.model).family, {})
+
+
+def train_inputs(wildcards):
+    inputs = {"manifest": f"data/{wildcards.corpus}/manifest.parquet", "folds": f"data/{wildcards.corpus}/folds.parquet"}
+    for store in model_spec(wildcards.model).features:
+        inputs[f"store_{store}"] = feature_done(wildcards.corpus, store)  # {feature_dir}/manifest.json
+    return inputs
+
+
+def fold_numbers(corpus, protocol):
+    """The folds of a protocol, read from the fold index once the checkpoint has written it."""
+    index = checkpoints.fold_index.get(corpus=corpus, protocol=protocol).output.index
+    return [entry["fold"] for entry in json.loads(Path(index).read_text(encoding="utf-8"))["folds"]]
+
+
+def evaluate_inputs(wildcards):
+    protocol = TRAIN[wildcards.corpus].protocol
+    prefix = f"models/{wildcards.corpus}/{wildcards.model}/{protocol}/fold"
+    folds = fold_numbers(wildcards.corpus, protocol)
+    return {"metrics": [f"{prefix}{k}/metrics.json" for k in folds], "runs": [f"{prefix}{k}/run.json" for k in folds]}
+
+
+# Model names are matched exactly, so results/{corpus}_{model}.json splits right even with "_" in both.
+MODEL_PATTERN = "|".join(re.escape(name) for name in registered_models())
+FOLD_CONSTRAINTS = {"protocol": "loso_session|loso_speaker", "fold": r"\d+"}
+
+
+checkpoint fold_index:
+    input:
+        folds="data/{corpus}/folds.parquet",
+    output:
+        index="models/{corpus}/{protocol}.folds.json",
+    wildcard_constraints:
+        protocol=FOLD_CONSTRAINTS["protocol"],
+    log:
+        "logs/{corpus}/train/{protocol}.folds.log",
+    benchmark:
+        "logs/{corpus}/train/{protocol}.folds.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow_scripts/fold_index.py"
+
+
+rule train:
+    input:
+        unpack(train_inputs),
+    output:
+        metrics="models/{corpus}/{model}/{protocol}/fold{fold}/metrics.json",
+        predictions="models/{corpus}/{model}/{protocol}/fold{fold}/predictions.parquet",
+        history="models/{corpus}/{model}/{protocol}/fold{fold}/history.tsv",
+        run="models/{corpus}/{model}/{protocol}/fold{fold}/run.json",
+        checkpoints=directory("models/{corpus}/{model}/{protocol}/fold{fold}/checkpoints"),
+    wildcard_constraints:
+        model=MODEL_PATTERN,
+        protocol=FOLD_CONSTRAINTS["protocol"],
+        fold=FOLD_CONSTRAINTS["fold"],
+    params:
+        family=family_config,
+        # what changes the numbers (not threads, memory, runtime or the list of models: no rerun for those)
+        train=lambda wc: TRAIN[wc.corpus].result_params(),
+        labels=lambda wc: corpus_spec(wc.corpus)["labels"],
+        merge=lambda wc: corpus_spec(wc.corpus).get("merge", {}),
+        text_source=config["text_source"],
+    log:
+        "logs/{corpus}/train/{model}/{protocol}/fold{fold}.log",
+    benchmark:
+        "logs/{corpus}/train/{model}/{protocol}/fold{fold}.benchmark.tsv"
+    threads: lambda wc: TRAIN[wc.corpus].threads
+    resources:
+        gpu=1,
+        mem_mb=lambda wc: TRAIN[wc.corpus].mem_mb,
+        runtime=lambda wc: TRAIN[wc.corpus].runtime,
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow_scripts/train.py"
+
+
+rule evaluate:
+    input:
+        unpack(evaluate_inputs),
+    output:
+        results="results/{corpus}_{model}.json",
+    wildcard_constraints:
+        model=MODEL_PATTERN,
+    log:
+        "logs/{corpus}/evaluate/{model}.log",
+    benchmark:
+        "logs/{corpus}/evaluate/{model}.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow_scripts/evaluate.py"

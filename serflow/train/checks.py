@@ -1,0 +1,75 @@
+"""Checks of the training config made when the workflow is parsed, before any job runs.
+
+A misspelt model, family or hyperparameter would otherwise surface hours later, in a training job (or
+never, if a default silently took its place). :func:`check_training_config` raises ``ValueError`` with the
+config key and the valid choices; ``rules/train.smk`` turns it into a ``WorkflowError``. It imports the
+model registry, hence torch (about 2 s), once per ``snakemake`` invocation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from serflow.train.config import TrainSettings, check_hparams, family_settings, merge_train_config, model_hparams
+
+PLACEHOLDER_DIM = 8  # feature dims at parse time, before the stores exist
+
+
+def corpus_settings(config: Mapping[str, Any], corpus: str) -> TrainSettings:
+    """The merged, checked ``train`` settings of one corpus; errors name the config keys."""
+    try:
+        return TrainSettings.from_config(merge_train_config(config, corpus))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"train (with corpora.{corpus}.train over it): {exc}") from None
+
+
+def check_training_config(config: Mapping[str, Any]) -> dict[str, TrainSettings]:
+    """Check ``train``, ``corpora.*.train`` and ``models``; returns the settings per corpus."""
+    from serflow.models import MODELS, get_spec
+
+    settings = {corpus: corpus_settings(config, corpus) for corpus in config["corpora"]}
+    protocols = config.get("folds", {}).get("protocols", [])
+    for corpus, s in settings.items():
+        if s.models and protocols and s.protocol not in protocols:
+            raise ValueError(
+                f"train.protocol of corpus {corpus} is {s.protocol!r}, not one of folds.protocols {protocols}"
+            )
+        for name in s.models:
+            try:
+                get_spec(name)
+            except ValueError as exc:
+                raise ValueError(f"train.models (corpus {corpus}): {exc}") from None
+    families = sorted({spec.family for spec in MODELS.values()})
+    models_config = config.get("models") or {}
+    for family in models_config:
+        if family not in families:
+            raise ValueError(
+                f"models.{family}: no registered model is of family {family!r}; known: {', '.join(families)}"
+            )
+    builds = {(name, len(config["corpora"][corpus]["labels"])) for corpus, s in settings.items() for name in s.models}
+    for name, n_classes in sorted(builds):
+        spec = get_spec(name)
+        dry_build(spec, n_classes, models_config.get(spec.family))
+    return settings
+
+
+def dry_build(spec: Any, n_classes: int, section: Mapping[str, Any] | None) -> None:
+    """Build the model on the ``meta`` device (no memory, no compute) to catch bad hyperparameters now.
+
+    Builders taking ``**kwargs`` cannot be checked by signature alone; building them is the only general
+    check. The stores do not exist yet, so the feature dims the trainer will pass (``audio_dim``,
+    ``text_dim``: :func:`~serflow.train.config.dim_hparams`) get a placeholder.
+    """
+    import torch
+
+    try:
+        configured, _ = family_settings(section)
+        check_hparams(spec.name, spec.build, configured)
+        hparams, _ = model_hparams(configured, dict.fromkeys(spec.features, PLACEHOLDER_DIM))
+        with torch.device("meta"):
+            spec.create(n_classes, **hparams)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"models.{spec.family}: model {spec.name!r} cannot be built from this section: {exc}"
+        ) from None

@@ -1,0 +1,184 @@
+"""Training settings from the config, and how a model's hyperparameters are assembled.
+
+Two config sections drive training (schema: ``config/schema.yaml``):
+
+- ``train:`` is about *how* every model is trained and evaluated (protocol, seeds, epochs, early stopping,
+  batch size, device). A corpus may override any of it (``corpora.<name>.train``), merged key by key over
+  the global section, so the demo can train fast without touching the settings of a real corpus.
+- ``models:`` holds one section per model *family* (``wise`` for ``wise`` and its ablations): the
+  family's hyperparameters, passed to the model's builder, plus its ``optim:`` settings. Keeping them per
+  family is what lets a changed WISE hyperparameter rerun only the WISE jobs.
+
+Feature dims are never configured: :func:`dim_hparams` measures them from the stores the model reads
+and passes them as ``audio_dim`` / ``text_dim``, so a model works unchanged on GloVe-300 or on the
+offline GloVe-50, on MFCC-39 or on another frame feature of the same role.
+
+Nothing here imports torch, so the workflow can use it when it is parsed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Which hyperparameter a store's dims are passed as. Span tables describe structure, not features.
+AUDIO_STORES = frozenset({"mfcc39", "gban52", "logmel64", "mfcc120", "waveform"})
+TEXT_STORES = frozenset({"glove", "bert", "roberta", "bert_utt", "roberta_utt"})
+STRUCTURE_PREFIX = "spans_"
+ROLE_HPARAM = {"audio": "audio_dim", "text": "text_dim"}
+
+# train: keys that change how a job runs but not what it computes; they must not trigger a rerun.
+RUN_ONLY_KEYS = ("models", "threads", "mem_mb", "runtime")
+
+
+@dataclass(frozen=True)
+class OptimSettings:
+    """Adam with L2 ``weight_decay`` (added to the gradient, as torch's Adam does; not AdamW) and the
+    Keras-style time-based decay ``lr_t = lr / (1 + lr_decay * step)``, ``step`` counting optimizer
+    steps (Keras's legacy ``decay`` argument, which the WISE paper's "decay rate" refers to)."""
+
+    lr: float = 1.0e-3
+    lr_decay: float = 0.0
+    weight_decay: float = 0.0
+    grad_clip: float | None = None  # max global gradient norm; None = no clipping
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | None) -> OptimSettings:
+        section = dict(section or {})
+        unknown = sorted(set(section) - {f for f in cls.__dataclass_fields__})
+        if unknown:
+            raise ValueError(f"unknown optim settings {unknown}; known: {sorted(cls.__dataclass_fields__)}")
+        return cls(**section)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The merged ``train:`` section for one corpus (defaults match ``config/schema.yaml``)."""
+
+    protocol: str = "loso_session"
+    seeds: tuple[int, ...] = (0,)
+    epochs: int = 50
+    patience: int | None = 10  # epochs without a better validation UA before stopping; None = never
+    batch_size: int = 32
+    device: str = "auto"  # auto = CUDA when present, else CPU
+    amp: bool = True  # mixed precision, on CUDA only
+    threads: int = 1
+    mem_mb: int = 8000
+    runtime: int = 240
+    models: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ValueError("train.seeds is empty: give at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"train.seeds has duplicates: {list(self.seeds)}")
+        if self.epochs < 1 or self.batch_size < 1 or self.threads < 1:
+            raise ValueError("train.epochs, train.batch_size and train.threads must be at least 1")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError("train.patience must be at least 1 (or null: no early stopping)")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"train.device must be auto, cpu or cuda, got {self.device!r}")
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> TrainSettings:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ValueError(f"unknown train settings {unknown}; known: {sorted(known)}")
+        values = dict(section)
+        for key in ("seeds", "models"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+    def result_params(self) -> dict[str, Any]:
+        """The settings that change what training computes: the workflow's rerun trigger, and what the
+        checkpoints and results record."""
+        return {k: v for k, v in self.as_dict().items() if k not in RUN_ONLY_KEYS}
+
+
+def merge_train_config(config: Mapping[str, Any], corpus: str) -> dict[str, Any]:
+    """The global ``train:`` section with ``corpora.<corpus>.train`` merged over it, key by key."""
+    merged = dict(config.get("train") or {})
+    merged.update(config["corpora"][corpus].get("train") or {})
+    return merged
+
+
+def family_settings(section: Mapping[str, Any] | None) -> tuple[dict[str, Any], OptimSettings]:
+    """A family's section of ``models:`` split into the builder's hyperparameters and the ``optim:`` settings
+    (an absent section means the builder's defaults and :class:`OptimSettings`' defaults)."""
+    hparams = dict(section or {})
+    optim = OptimSettings.from_config(hparams.pop("optim", None))
+    return hparams, optim
+
+
+def store_role(store: str) -> str | None:
+    """``audio`` or ``text`` for a feature store, None for a structure table (``spans_*``)."""
+    if store.startswith(STRUCTURE_PREFIX):
+        return None
+    if store in AUDIO_STORES:
+        return "audio"
+    if store in TEXT_STORES:
+        return "text"
+    raise ValueError(
+        f"feature store {store!r} has no role for its dims; known: {sorted(AUDIO_STORES | TEXT_STORES)} and "
+        f"{STRUCTURE_PREFIX}* (add it to serflow/train/config.py)"
+    )
+
+
+def dim_hparams(dims: Mapping[str, int]) -> dict[str, int]:
+    """``{"audio_dim": ..., "text_dim": ...}`` from the dims of the stores a model reads.
+
+    A model reading two stores of one role would make ``<role>_dim`` ambiguous, so that is an error
+    rather than a silent pick (no model of the reproduced papers does).
+    """
+    out: dict[str, int] = {}
+    source: dict[str, str] = {}
+    for store, d in dims.items():
+        role = store_role(store)
+        if role is None:
+            continue
+        key = ROLE_HPARAM[role]
+        if key in out:
+            raise ValueError(f"stores {source[key]!r} and {store!r} both give {key}: a model may read one {role} store")
+        out[key], source[key] = int(d), store
+    return out
+
+
+def model_hparams(configured: Mapping[str, Any], dims: Mapping[str, int]) -> tuple[dict[str, Any], list[str]]:
+    """Configured hyperparameters with the measured dims set over them, and warnings for any overridden."""
+    measured = dim_hparams(dims)
+    warnings = [
+        f"configured {key}={configured[key]} replaced by the stores' {value}"
+        for key, value in measured.items()
+        if key in configured and configured[key] != value
+    ]
+    return {**configured, **measured}, warnings
+
+
+def accepted_hparams(build: Callable[..., Any]) -> set[str] | None:
+    """The keyword arguments ``build`` accepts (after ``n_classes``), or None if it takes ``**kwargs``."""
+    params = list(inspect.signature(build).parameters.values())
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def check_hparams(model: str, build: Callable[..., Any], names: Iterable[str]) -> None:
+    """Refuse configured hyperparameters the model's builder does not take (a typo would else be a
+    TypeError hours later, in the training job); silent when the builder takes ``**kwargs``."""
+    accepted = accepted_hparams(build)
+    if accepted is None:
+        return
+    unknown = sorted(set(names) - accepted)
+    if unknown:
+        raise ValueError(f"model {model!r} takes no hyperparameter {unknown}; it takes: {', '.join(sorted(accepted))}")

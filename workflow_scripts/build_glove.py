@@ -1,0 +1,17 @@
+"""Snakemake adapter: the whole GloVe store of a corpus (rule glove)."""
+
+import logging
+from pathlib import Path
+
+from serflow.features.build import glove_store
+from serflow.features.plan import Plan
+from serflow.logs import log_to_file
+
+log_to_file(snakemake.log[0])
+plan = Plan(**snakemake.params.plan)
+root = Path(snakemake.output.manifest).parents[2]  # features/{corpus}
+meta = glove_store(
+    Path(snakemake.input.manifest), Path(snakemake.input.words), Path(snakemake.input.failures), plan, root
+)
+oov_rate = meta["oov"]["oov_rate"]
+logging.getLogger("build_glove").info("glove %s: %s; OOV rate %.4f", plan.version, meta["counts"], oov_rate)

@@ -1,0 +1,37 @@
+"""Snakemake adapter: train one model on one fold of one protocol, every configured seed (rule train)."""
+
+from pathlib import Path
+
+from serflow.logs import log_to_file
+from serflow.train.config import TrainSettings
+from serflow.train.run import FoldJob, FoldOutputs, train_fold
+
+log_to_file(snakemake.log[0])
+p, wc, out = snakemake.params, snakemake.wildcards, snakemake.output
+stores = {
+    name.removeprefix("store_"): Path(path).parent
+    for name, path in snakemake.input.items()
+    if name.startswith("store_")
+}
+job = FoldJob(
+    corpus=wc.corpus,
+    model=wc.model,
+    protocol=wc.protocol,
+    fold=int(wc.fold),
+    classes=tuple(p.labels),
+    stores=stores,
+    manifest=Path(snakemake.input.manifest),
+    folds=Path(snakemake.input.folds),
+    train=TrainSettings.from_config({**p.train, "threads": snakemake.threads}),
+    family_config=p.family,
+    text_source=p.text_source,
+    label_merge=p.merge,
+)
+outputs = FoldOutputs(
+    metrics=Path(out.metrics),
+    predictions=Path(out.predictions),
+    history=Path(out.history),
+    run=Path(out.run),
+    checkpoints=Path(out.checkpoints),
+)
+train_fold(job, outputs)
