@@ -16,7 +16,9 @@ from serflow.train.checks import check_training_config
 
 def _checked_training():
     try:
-        return check_training_config(config)
+        # Building every model on the meta device catches a misspelt hyperparameter now; cluster jobs re-parse
+        # this file and need not pay for torch again.
+        return check_training_config(config, build_models=workflow.is_main_process)
     except ValueError as exc:
         raise WorkflowError(str(exc)) from None
 

@@ -72,7 +72,7 @@ def test_registry_names_families_and_features() -> None:
     for name in VARIANTS:
         spec = get_spec(name)
         assert spec.family == "wise"
-        assert spec.build is build  # one class, variants by flags
+        assert spec.builder() is build  # one class, variants by flags
     assert get_spec("wise_audio").features == AUDIO
     assert get_spec("wise_text").features == ("glove",)
     for name in ("wise", "wise_im_dmf", "wise_hr_dmf", "wise_im_hr", "wise_hr_minus"):
@@ -345,3 +345,12 @@ def test_overfits_eight_utterances() -> None:
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
     assert all(p.grad is not None for p in model.parameters())  # every parameter is used
+
+
+def test_looking_up_models_does_not_import_torch() -> None:
+    # the workflow reads names and stores at every parse (and in every cluster job): no torch for that
+    import subprocess
+    import sys
+
+    code = "import sys, serflow.models as m; m.get_spec('wise').features; assert 'torch' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -116,9 +116,10 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
-from serflow.models.base import ModelSpec, Sample, SerModel, register
+from serflow.models.base import Sample, SerModel
+from serflow.models.registry import WISE_PAPER, WISE_VARIANTS
 
-PAPER = "Shen et al., WISE: Word-Level Interaction-Based Multimodal Fusion for SER, Interspeech 2020"
+PAPER = WISE_PAPER
 HIERARCHIES = ("phone", "frame", "mean")  # frames->phones->words (HR), frames->words (HR-), mean of frames (no HR)
 COUNT_KEYS = ("words_truncated", "phones_truncated", "frames_truncated", "spans_clipped", "phones_widened")
 
@@ -509,41 +510,4 @@ def build(n_classes: int, **hparams: Any) -> Wise:
     return Wise(n_classes, **hparams)
 
 
-def _flags(
-    audio: bool = True,
-    text: bool = True,
-    hierarchy: str = "phone",
-    interaction: bool = True,
-    pooling: str = "attention",
-) -> dict[str, Any]:
-    return {"audio": audio, "text": text, "hierarchy": hierarchy, "interaction": interaction, "pooling": pooling}
-
-
-VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "wise": ("WISE: hierarchical audio (HR) + interaction LSTMs (IM) + attention and FC (DMF)", _flags()),
-    "wise_audio": (
-        "WISE audio only (Table 1): HR -> audio LSTM -> attention -> FC",
-        _flags(text=False, interaction=False),
-    ),
-    "wise_text": (
-        "WISE text only (Table 1): GloVe -> text LSTM -> attention -> FC",
-        _flags(audio=False, interaction=False),
-    ),
-    "wise_im_dmf": ("WISE IM+DMF (Table 2): no hierarchy, a word is the mean of its frames", _flags(hierarchy="mean")),
-    "wise_hr_dmf": ("WISE HR+DMF (Table 2): no interaction matrix, independent LSTMs", _flags(interaction=False)),
-    "wise_im_hr": ("WISE IM+HR (Table 2): no attention layer, FC on the last hidden states", _flags(pooling="last")),
-    "wise_hr_minus": ("WISE IM+DMF+HR- (Table 2): frames straight to words, no phone level", _flags(hierarchy="frame")),
-}
-
-for _name, (_description, _fixed) in VARIANTS.items():
-    register(
-        ModelSpec(
-            name=_name,
-            build=build,
-            features=(("mfcc39", "spans_mfcc39") if _fixed["audio"] else ()) + (("glove",) if _fixed["text"] else ()),
-            family="wise",
-            description=_description,
-            paper=PAPER,
-            fixed=_fixed,
-        )
-    )
+VARIANTS = WISE_VARIANTS  # name -> (description, flags); registered in serflow.models.registry

@@ -3,7 +3,8 @@
 A misspelt model, family or hyperparameter would otherwise surface hours later, in a training job (or
 never, if a default silently took its place). :func:`check_training_config` raises ``ValueError`` with the
 config key and the valid choices; ``rules/train.smk`` turns it into a ``WorkflowError``. It imports the
-model registry, hence torch (about 2 s), once per ``snakemake`` invocation.
+model registry (no torch) and builds each configured model once on the meta device (torch, about 3 s):
+only in the main ``snakemake`` process, not in each cluster job.
 """
 
 from __future__ import annotations
@@ -24,8 +25,12 @@ def corpus_settings(config: Mapping[str, Any], corpus: str) -> TrainSettings:
         raise ValueError(f"train (with corpora.{corpus}.train over it): {exc}") from None
 
 
-def check_training_config(config: Mapping[str, Any]) -> dict[str, TrainSettings]:
-    """Check ``train``, ``corpora.*.train`` and ``models``; returns the settings per corpus."""
+def check_training_config(config: Mapping[str, Any], build_models: bool = True) -> dict[str, TrainSettings]:
+    """Check ``train``, ``corpora.*.train`` and ``models``; returns the settings per corpus.
+
+    ``build_models`` also builds every configured model on the meta device (imports torch, ~3 s): the
+    workflow does it once, in its main process, not again in each cluster job.
+    """
     from serflow.models import MODELS, get_spec
 
     settings = {corpus: corpus_settings(config, corpus) for corpus in config["corpora"]}
@@ -48,7 +53,7 @@ def check_training_config(config: Mapping[str, Any]) -> dict[str, TrainSettings]
                 f"models.{family}: no registered model is of family {family!r}; known: {', '.join(families)}"
             )
     builds = {(name, len(config["corpora"][corpus]["labels"])) for corpus, s in settings.items() for name in s.models}
-    for name, n_classes in sorted(builds):
+    for name, n_classes in sorted(builds) if build_models else ():
         spec = get_spec(name)
         dry_build(spec, n_classes, models_config.get(spec.family))
     return settings
@@ -65,7 +70,7 @@ def dry_build(spec: Any, n_classes: int, section: Mapping[str, Any] | None) -> N
 
     try:
         configured, _ = family_settings(section)
-        check_hparams(spec.name, spec.build, configured)
+        check_hparams(spec.name, spec.builder(), configured)
         hparams, _ = model_hparams(configured, dict.fromkeys(spec.features, PLACEHOLDER_DIM))
         with torch.device("meta"):
             spec.create(n_classes, **hparams)

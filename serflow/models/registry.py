@@ -1,0 +1,122 @@
+"""The registry of model names: which stored features each reads, its family and its variant flags.
+
+The workflow needs every model's name and the stores it reads while it parses the Snakefile
+(``rules/train.smk``), on every ``snakemake`` call and again in every cluster job. Importing torch for that
+would cost seconds each time, so, like the lazy auto-class tables of ``transformers``, this module holds
+the catalogue without importing any model: a spec names its builder by import path
+(``"serflow.models.wise:build"``), and the model's module (and torch) is imported when it is built.
+The model interface itself is :class:`serflow.models.base.SerModel`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A named, selectable model: how to build it and which stored features it reads.
+
+    ``build(n_classes, **hparams)`` returns the module; it is a callable or its ``"module:function"`` import
+    path. ``fixed`` are the variant's own settings (e.g. an ablation flag), merged over the configured
+    hyperparameters, so a variant is a name, not a copy. ``family`` groups variants sharing one
+    configuration section (``wise_audio`` -> ``wise``).
+    """
+
+    name: str
+    build: Callable[..., Any] | str
+    features: tuple[str, ...]
+    family: str
+    description: str
+    paper: str = ""
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    def builder(self) -> Callable[..., Any]:
+        if callable(self.build):
+            return self.build
+        module, _, attr = self.build.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def create(self, n_classes: int, **hparams: Any) -> Any:
+        """The model (a :class:`~serflow.models.base.SerModel`) for ``n_classes`` classes."""
+        return self.builder()(n_classes, **{**hparams, **self.fixed})
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    if spec.name in MODELS:
+        raise ValueError(f"model {spec.name!r} is registered twice")
+    MODELS[spec.name] = spec
+    return spec
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The registered model called ``name``; an unknown name is an error listing the known ones."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}") from None
+
+
+# --------------------------------------------------------------------------------- the catalogue
+# WISE (Shen et al., Interspeech 2020) and the ablations of its Tables 1-2: one class, selected by flags
+# (their meaning is in serflow/models/wise.py's docstring).
+
+WISE_PAPER = "Shen et al., WISE: Word-Level Interaction-Based Multimodal Fusion for SER, Interspeech 2020"
+
+
+def wise_flags(
+    audio: bool = True,
+    text: bool = True,
+    hierarchy: str = "phone",
+    interaction: bool = True,
+    pooling: str = "attention",
+) -> dict[str, Any]:
+    return {"audio": audio, "text": text, "hierarchy": hierarchy, "interaction": interaction, "pooling": pooling}
+
+
+WISE_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "wise": ("WISE: hierarchical audio (HR) + interaction LSTMs (IM) + attention and FC (DMF)", wise_flags()),
+    "wise_audio": (
+        "WISE audio only (Table 1): HR -> audio LSTM -> attention -> FC",
+        wise_flags(text=False, interaction=False),
+    ),
+    "wise_text": (
+        "WISE text only (Table 1): GloVe -> text LSTM -> attention -> FC",
+        wise_flags(audio=False, interaction=False),
+    ),
+    "wise_im_dmf": (
+        "WISE IM+DMF (Table 2): no hierarchy, a word is the mean of its frames",
+        wise_flags(hierarchy="mean"),
+    ),
+    "wise_hr_dmf": (
+        "WISE HR+DMF (Table 2): no interaction matrix, independent LSTMs",
+        wise_flags(interaction=False),
+    ),
+    "wise_im_hr": (
+        "WISE IM+HR (Table 2): no attention layer, FC on the last hidden states",
+        wise_flags(pooling="last"),
+    ),
+    "wise_hr_minus": (
+        "WISE IM+DMF+HR- (Table 2): frames straight to words, no phone level",
+        wise_flags(hierarchy="frame"),
+    ),
+}
+
+for _name, (_description, _fixed) in WISE_VARIANTS.items():
+    register(
+        ModelSpec(
+            name=_name,
+            build="serflow.models.wise:build",
+            features=(("mfcc39", "spans_mfcc39") if _fixed["audio"] else ()) + (("glove",) if _fixed["text"] else ()),
+            family="wise",
+            description=_description,
+            paper=WISE_PAPER,
+            fixed=_fixed,
+        )
+    )
