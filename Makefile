@@ -20,9 +20,10 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml scripts/bootst
 
 setup: $(STAMP)  ## create .venv and install pinned dependencies (idempotent)
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff; dvc.yaml up to date with the Snakefile
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check serflow tests workflow_scripts benchmarks
+	$(BIN)/python scripts/dvc_stages.py --check
 
 test: $(STAMP)  ## lint + the whole pytest suite
 	$(MAKE) --no-print-directory lint

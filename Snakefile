@@ -15,9 +15,10 @@ include: "rules/asr.smk"
 include: "rules/align.smk"
 include: "rules/features.smk"
 include: "rules/train.smk"
+include: "rules/report.smk"
 
 
 rule all:
     input:
-        demo_targets(),
+        demo_targets() + report_targets(),
     default_target: True

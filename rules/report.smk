@@ -1,0 +1,222 @@
+# Report: the tables and figures of `snakemake --report report.html` and the data of `dvc plots`
+# (serflow/report; captions in report/). Per corpus:
+#   results/{corpus}_summary.md, .csv                  one row per model: WA, UA, std; the papers' figures beside
+#   results/report/{corpus}/summary.html                the same table and WA / UA per fold (shown in the report)
+#   results/report/{corpus}/folds.csv                   WA / UA / macro-F1 per model and fold
+#   results/report/{corpus}/frontend.json               manifest counts, ASR WER, alignment failures, feature stores
+#   results/report/{corpus}/runtime.tsv                 wall time and peak memory per rule (benchmark: files)
+#   results/report/{corpus}/plots/*.png                 scores, folds, confusion_{model}, curves_{model}, asr_wer,
+#                                                       alignment, runtime
+#   results/report/{corpus}/dvc/{model}_history.tsv     mean training curves per epoch  } drawn by `dvc plots`
+#   results/report/{corpus}/dvc/{model}_predictions.csv actual, predicted per utterance } (dvc.yaml)
+# report_targets() lists them for every synthetic corpus (rule all); for another corpus, ask for its
+# runtime.tsv, which needs everything else: snakemake results/report/iemocap/runtime.tsv.
+
+report: "../report/workflow.rst"
+
+
+REPORT = "results/report/{corpus}"
+PAPER_FIGURES = "serflow/report/paper_figures.yaml"
+
+
+def corpus_report_targets(corpus):
+    """Every report file of one corpus (none for a corpus that trains no model)."""
+    models = TRAIN[corpus].models
+    if not models:
+        return []
+    folder = REPORT.format(corpus=corpus)
+    return [
+        f"results/{corpus}_summary.md",
+        f"results/{corpus}_summary.csv",
+        f"{folder}/summary.html",
+        f"{folder}/folds.csv",
+        f"{folder}/frontend.json",
+        f"{folder}/runtime.tsv",
+        *(f"{folder}/plots/{name}.png" for name in ("scores", "folds", "asr_wer", "alignment", "runtime")),
+        *(f"{folder}/plots/{kind}_{model}.png" for model in models for kind in ("confusion", "curves")),
+        *(f"{folder}/dvc/{model}_{kind}" for model in models for kind in ("history.tsv", "predictions.csv")),
+    ]
+
+
+def report_targets():
+    """The report of every synthetic corpus (what rule all builds, beside demo_targets())."""
+    return [target for corpus in synthetic_corpora() for target in corpus_report_targets(corpus)]
+
+
+def frontend_alignments(corpus):
+    """{name: summary.json} of the alignments the report shows: the configured backend on both texts."""
+    return {
+        f"{ALIGN['backend']}-{source}": f"data/{corpus}/align/{ALIGN['backend']}-{source}/summary.json"
+        for source in ("gold", "asr")
+    }
+
+
+def frontend_inputs(wildcards):
+    corpus = wildcards.corpus
+    alignments = frontend_alignments(corpus)
+    return {
+        "manifest": f"data/{corpus}/manifest.parquet",
+        "folds": f"data/{corpus}/folds.parquet",
+        "wer": configured_asr(corpus).removesuffix(".parquet") + ".wer.json",
+        "alignments": list(alignments.values()),
+        "stores": [feature_done(corpus, feature) for feature in configured_features()],
+    }
+
+
+def report_model_inputs(wildcards):
+    """The model's results and, from every fold, its training history and test predictions."""
+    protocol = TRAIN[wildcards.corpus].protocol
+    prefix = f"models/{wildcards.corpus}/{wildcards.model}/{protocol}/fold"
+    folds = fold_numbers(wildcards.corpus, protocol)
+    return {
+        "results": f"results/{wildcards.corpus}_{wildcards.model}.json",
+        "histories": [f"{prefix}{k}/history.tsv" for k in folds],
+        "predictions": [f"{prefix}{k}/predictions.parquet" for k in folds],
+    }
+
+
+def report_runtime_inputs(wildcards):
+    """Every other report file of the corpus, so that the runtime table comes last and sees all jobs."""
+    own = {f"{REPORT.format(corpus=wildcards.corpus)}/{name}" for name in ("runtime.tsv", "plots/runtime.png")}
+    return [t for t in corpus_report_targets(wildcards.corpus) if t not in own]
+
+
+def benchmark_patterns(wildcards):
+    """{rule: benchmark pattern} of every rule (wildcard constraints included), to name each benchmark file."""
+    return {rule.name: str(rule.benchmark) for rule in workflow.rules if rule.benchmark}
+
+
+rule report_frontend:
+    input:
+        unpack(frontend_inputs),
+    output:
+        summary=f"{REPORT}/frontend.json",
+        wer=report(
+            f"{REPORT}/plots/asr_wer.png",
+            caption="../report/asr_wer.rst",
+            category="3. Speech front-end",
+            labels={"corpus": "{corpus}", "figure": "ASR word error rate"},
+        ),
+        alignment=report(
+            f"{REPORT}/plots/alignment.png",
+            caption="../report/alignment.rst",
+            category="3. Speech front-end",
+            labels={"corpus": "{corpus}", "figure": "forced alignment failures"},
+        ),
+    params:
+        asr_name=f"{ASR['backend']}-{ASR['model']}",
+        alignment_names=lambda wc: list(frontend_alignments(wc.corpus)),
+        store_names=configured_features(),
+    log:
+        "logs/{corpus}/report/frontend.log",
+    benchmark:
+        "logs/{corpus}/report/frontend.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report_frontend.py"
+
+
+rule report_model:
+    input:
+        unpack(report_model_inputs),
+    output:
+        confusion=report(
+            f"{REPORT}/plots/confusion_{{model}}.png",
+            caption="../report/confusion.rst",
+            category="2. Models",
+            subcategory="{model}",
+            labels={"model": "{model}", "figure": "confusion matrix"},
+        ),
+        curves=report(
+            f"{REPORT}/plots/curves_{{model}}.png",
+            caption="../report/curves.rst",
+            category="2. Models",
+            subcategory="{model}",
+            labels={"model": "{model}", "figure": "training curves"},
+        ),
+        history=f"{REPORT}/dvc/{{model}}_history.tsv",
+        predictions=f"{REPORT}/dvc/{{model}}_predictions.csv",
+    wildcard_constraints:
+        model=MODEL_PATTERN,
+    log:
+        "logs/{corpus}/report/model_{model}.log",
+    benchmark:
+        "logs/{corpus}/report/model_{model}.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report_model.py"
+
+
+rule report_scores:
+    input:
+        results=lambda wc: model_results(wc.corpus),
+        figures=PAPER_FIGURES,
+    output:
+        markdown="results/{corpus}_summary.md",
+        csv="results/{corpus}_summary.csv",
+        html=report(
+            f"{REPORT}/summary.html",
+            caption="../report/summary.rst",
+            category="1. Scores",
+            labels={"corpus": "{corpus}", "figure": "table: WA / UA per model and per fold"},
+        ),
+        folds=f"{REPORT}/folds.csv",
+        scores=report(
+            f"{REPORT}/plots/scores.png",
+            caption="../report/scores.rst",
+            category="1. Scores",
+            labels={"corpus": "{corpus}", "figure": "WA / UA per model"},
+        ),
+        folds_plot=report(
+            f"{REPORT}/plots/folds.png",
+            caption="../report/folds.rst",
+            category="1. Scores",
+            labels={"corpus": "{corpus}", "figure": "WA / UA per model and test fold"},
+        ),
+    params:
+        corpus_spec=lambda wc: corpus_spec(wc.corpus),
+    log:
+        "logs/{corpus}/report/scores.log",
+    benchmark:
+        "logs/{corpus}/report/scores.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report_scores.py"
+
+
+rule report_runtime:
+    input:
+        report_runtime_inputs,
+    output:
+        table=f"{REPORT}/runtime.tsv",
+        plot=report(
+            f"{REPORT}/plots/runtime.png",
+            caption="../report/runtime.rst",
+            category="4. Runtime",
+            labels={"corpus": "{corpus}", "figure": "runtime per rule"},
+        ),
+    params:
+        patterns=benchmark_patterns,
+    log:
+        "logs/{corpus}/report/runtime.log",
+    benchmark:
+        "logs/{corpus}/report/runtime.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report_runtime.py"
