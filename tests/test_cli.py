@@ -20,6 +20,9 @@ SUBCOMMANDS = [
     ["corpus", "baseline"],
     ["transcribe"],
     ["align"],
+    ["train"],
+    ["evaluate"],
+    ["results"],
 ]
 
 
