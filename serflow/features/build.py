@@ -222,7 +222,7 @@ def glove_store(
     p = plan.params
     vectors = GloveVectors.load(p["path"] or p["source"], cache_dir=Path(root).parent / ".cache" / "glove")
     arrays, stats = glove_features(words, vectors, p["oov"], p["seed"])
-    oov = _oov_flags(words, vectors)
+    oov = vectors.rows(words["word"]) < 0  # the lookup glove_features used, row -1 = out of vocabulary
     with ShardWriter(root, plan.spec(), overwrite=True) as writer:
         for utt_id, matrix in arrays.items():
             if matrix.shape[0] == 0:  # skip policy removed every word
@@ -235,10 +235,6 @@ def glove_store(
         meta = {"counts": counts, "oov": _json_ready(stats), "vectors": vectors.source}
         writer.finalize(meta=meta, packages=())
     return meta
-
-
-def _oov_flags(words: pd.DataFrame, vectors: Any) -> np.ndarray:
-    return ~np.fromiter((w in vectors for w in words["word"]), dtype=bool, count=len(words))
 
 
 def _n_empty(arrays: dict[str, np.ndarray]) -> int:
