@@ -14,7 +14,10 @@ Stages. The final targets are the inputs of the default target rule (``rule all`
   folds, ASR, alignments, feature stores, the report's tables and figures). It depends on the model
   results, so it runs last; its outputs are the report files (the summaries, ``frontend.json`` as
   metrics, the figures, and the data of ``dvc plots``). Feature stores (their folders are named by a
-  hash computed at parse time) and other bulky data stay Snakemake's and are not DVC outputs.
+  hash computed at parse time) and other bulky data stay Snakemake's and are not DVC outputs; nor are
+  the runtime table and figure (``UNTRACKED_RULES``), which differ between identical runs: every DVC
+  output is the same bytes for the same config, so a ``dvc repro`` in a fresh clone leaves the committed
+  ``dvc.lock`` unchanged.
 
 Every output is ``persist: true`` (DVC must not delete it before the stage runs: Snakemake decides what
 to rebuild, inside the stage) and small (``cache: true`` keeps old versions of these few kilobytes, so
@@ -49,6 +52,9 @@ REPORT_PACKAGE = "serflow/report"
 EXTRA_DEPS = ("config/schema.yaml",)  # read at parse time (rules/common.smk validates the config with it)
 RESULT_RULE = "evaluate"  # its targets get one stage each
 METRIC_SUFFIXES = (".json",)
+# Rules whose outputs measure the run itself (wall times, memory): built by the `all` stage but not DVC
+# outputs, so that the same config gives the same dvc.lock in every clone.
+UNTRACKED_RULES = ("report_runtime",)
 LINE_PLOT_OUTPUT = "history"  # report_model's outputs that `dvc plots` draws
 CONFUSION_PLOT_OUTPUT = "predictions"
 CURVES = (("val_ua", "validation UA"), ("val_loss", "validation loss"), ("train_loss", "training loss"))
@@ -287,7 +293,7 @@ def build_pipeline(info: WorkflowInfo, params_document: Mapping[str, Any]) -> di
                 "metrics": [_out(target)],
             }
             results.append(target)
-        elif rule.file == REPORT_RULES:
+        elif rule.file == REPORT_RULES and rule.name not in UNTRACKED_RULES:
             if target.endswith(METRIC_SUFFIXES):
                 metrics.append(target)
             else:

@@ -213,7 +213,7 @@ def test_results_fields(results: tuple[dict, Path]) -> None:
     res, _ = results
     required = {
         "corpus", "model", "protocol", "text_source", "labels", "folds", "wa", "ua", "wa_std", "ua_std",
-        "per_class_recall", "confusion", "seeds", "features", "utterances", "prepare_counts", "elapsed_s",
+        "per_class_recall", "confusion", "seeds", "features", "utterances", "prepare_counts", "runtime",
         "macro_f1", "per_seed", "fold_std", "pooled", "hparams", "optim", "train", "warnings", "label_merge",
     }  # fmt: skip
     assert required <= set(res)
@@ -233,7 +233,7 @@ def test_results_fields(results: tuple[dict, Path]) -> None:
     assert res["ua_std"] == pytest.approx(np.std(per_seed_ua, ddof=1))
     assert res["per_seed"][0]["wa"] == pytest.approx(np.mean([f["per_seed"][0]["wa"] for f in res["folds"]]))
     assert res["ua"] > 0.4  # chance is 0.25: the features carry the class
-    assert res["elapsed_s"] > 0 and res["warnings"] == []
+    assert "elapsed_s" not in res and res["warnings"] == []  # wall times only in run.json: same config, same bytes
     json.dumps(res)  # JSON-ready
 
 
@@ -251,9 +251,17 @@ def _fold_bytes(directory: Path) -> dict[str, bytes]:
 
 
 def test_same_config_same_bytes(corpus: Corpus, results: tuple[dict, Path], tmp_path: Path) -> None:
-    _, out = results
+    first, out = results
     train_fold(job(corpus, 1), FoldOutputs.under(tmp_path / "again"), progress=False)
     assert _fold_bytes(tmp_path / "again") == _fold_bytes(out / "fold1")
+    # The results file (DVC's metrics file) too: the wall times of run.json, which differ between identical
+    # runs, do not reach it.
+    slower = json.loads((out / "fold1" / "run.json").read_text())
+    slower["elapsed_s"] *= 7
+    (tmp_path / "slower.json").write_text(json.dumps(slower))
+    metrics = [tmp_path / "again" / "metrics.json", *(out / f"fold{k}" / "metrics.json" for k in (2, 3))]
+    runs = [tmp_path / "slower.json", *(out / f"fold{k}" / "run.json" for k in (2, 3))]
+    assert json.dumps(evaluate_model(metrics, runs), sort_keys=True) == json.dumps(first, sort_keys=True)
 
 
 def test_selection_never_sees_the_test_fold(corpus: Corpus, results: tuple[dict, Path], tmp_path: Path) -> None:

@@ -356,7 +356,8 @@ def evaluate_model(
     for key in ("hparams", "fixed", "optim", "train"):
         results[key] = first[key]
     results["warnings"] = [w for f in folds for w in f["warnings"]]
-    results["elapsed_s"] = float(sum(r["elapsed_s"] for r in runs)) if runs else None
+    # No wall times here: this file is DVC's metrics file and must be the same bytes for the same config
+    # (they stay in each fold's run.json and in the rules' benchmark files).
     results["runtime"] = runs[0]["runtime"] if runs else None
     return results
 
