@@ -53,7 +53,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
 
-    from serflow.features.plan import feature_names, plan
+    from serflow.features.plan import plan
+    from serflow.features.stores import feature_names
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_plan."))
     try:

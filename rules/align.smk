@@ -16,6 +16,7 @@ rule align:
         textgrids=directory("data/{corpus}/align/{align_backend}-{text_source}/textgrids"),
         corpus_view=directory("data/{corpus}/align/{align_backend}-{text_source}/corpus"),
     params:
+        code=code_of("align.py"),  # a change to the code it runs reruns it
         options=align_options,
     log:
         "logs/{corpus}/align/{align_backend}-{text_source}.log",

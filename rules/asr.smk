@@ -9,6 +9,7 @@ rule convert_whisper:
     output:
         "models/whisper/openai-whisper-{asr_model}.pt",
     params:
+        code=code_of("convert_whisper.py"),  # a change to the code it runs reruns it
         ct2_dir=lambda wc: offline_ct2_whisper(wc.asr_model),
     log:
         "logs/whisper/convert-{asr_model}.log",
@@ -30,6 +31,7 @@ rule transcribe_shard:
         asr=temp("data/{corpus}/asr/{asr_backend}-{asr_model}/shard{shard}.parquet"),
         failures=temp("data/{corpus}/asr/{asr_backend}-{asr_model}/shard{shard}_failures.tsv"),
     params:
+        code=code_of("transcribe_shard.py"),  # a change to the code it runs reruns it
         model=whisper_model_name,
         shard=lambda wc: int(wc.shard),
         shards=ASR["shards"],
@@ -57,6 +59,8 @@ rule merge_asr:
     output:
         asr="data/{corpus}/asr/{asr_backend}-{asr_model}.parquet",
         failures="data/{corpus}/asr/{asr_backend}-{asr_model}_failures.tsv",
+    params:
+        code=code_of("merge_asr.py"),  # a change to the code it runs reruns it
     log:
         "logs/{corpus}/asr/{asr_backend}-{asr_model}/merge.log",
     benchmark:
@@ -75,6 +79,8 @@ rule asr_wer:
         asr="data/{corpus}/asr/{asr_backend}-{asr_model}.parquet",
     output:
         "data/{corpus}/asr/{asr_backend}-{asr_model}.wer.json",
+    params:
+        code=code_of("asr_wer.py"),  # a change to the code it runs reruns it
     log:
         "logs/{corpus}/asr/{asr_backend}-{asr_model}/wer.log",
     benchmark:

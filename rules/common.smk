@@ -3,19 +3,46 @@
 import dataclasses
 import functools
 import os
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 
-validate(config, schema="../config/schema.yaml")
-
 # Scripts import the serflow package from this checkout, in the project venv and in per-rule conda
 # envs alike (jobs inherit the environment, on a cluster too).
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+if workflow.basedir not in sys.path:  # and so does this process: code identities are those of this checkout
+    sys.path.insert(0, workflow.basedir)
+
+from serflow.config_check import ConfigError, check, coerce, load_schema  # noqa: E402
+from serflow.locks import install as repair_snakemake_locks  # noqa: E402
+
+# Values nested in --config arrive as strings: convert those the schema types as numbers, booleans or null; then one
+# line for the first problem (serflow/config_check.py), before Snakemake's validate fills in the defaults.
+_SCHEMA = load_schema(Path(workflow.basedir) / "config" / "schema.yaml")
+config.update(coerce(dict(config), _SCHEMA))
+try:
+    check(config, _SCHEMA)
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+validate(config, schema="../config/schema.yaml")
+
+# Snakemake's own locks: a run that ends no longer removes other runs' locks, and a killed run's locks are
+# cleared by the next run (no --unlock needed); see serflow/locks.py.
+repair_snakemake_locks()
 
 CORPORA = config["corpora"]
+
+
+def code_of(script, *entries):
+    """A rule's code identity (its ``params.code``): the hash of its script and of every serflow module the script
+    runs (serflow.provenance). Snakemake reruns a job whose params changed, so editing one line of, say,
+    serflow/train/loop.py reruns exactly the jobs that run it (``snakemake -n`` lists them)."""
+    from serflow.provenance import code_hash
+
+    return code_hash(entries, [script])
 
 
 wildcard_constraints:
@@ -154,6 +181,22 @@ wildcard_constraints:
     sharded="|".join(SHARDED_FEATURES),
 
 
+def _check_extractors():
+    """Build every configured extractor once, so values that only fail together (n_mfcc > n_mels, a frame size that
+    is not a whole number of samples) stop the workflow now, with the extractor's own message, not in a job."""
+    from serflow.features.acoustic import get_extractor
+
+    for name, params in FEATURES["acoustic"].items():
+        try:
+            get_extractor(name, **(params or {}))
+        except (TypeError, ValueError) as exc:
+            raise WorkflowError(f"config key features.acoustic.{name}: {exc}") from None
+
+
+if workflow.is_main_process:  # cluster jobs re-parse this file; they need not pay for torch and librosa again
+    _check_extractors()
+
+
 @functools.cache
 def feature_plan(corpus, feature):
     """The store as configured (serflow.features.plan): its parameters, inputs' recipe and version."""
@@ -176,7 +219,7 @@ def feature_done(corpus, feature):
 
 
 def configured_features():
-    from serflow.features.plan import feature_names
+    from serflow.features.stores import feature_names
 
     return feature_names(FEATURES)
 
@@ -210,6 +253,7 @@ def feature_shards(wildcards):
     folder = f"features/{wildcards.corpus}/{wildcards.sharded}/{wildcards.version}"
     inputs = {
         "shards": [f"{folder}/shard-{k:05d}.safetensors" for k in range(FEATURES["shards"])],
+        "records": [f"{folder}/parts/shard-{k:05d}.json" for k in range(FEATURES["shards"])],
         "parts": [f"{folder}/parts/{p}-{k:05d}.parquet" for p in ("utterances", "dropped") for k in range(FEATURES["shards"])],
         "manifest": f"data/{wildcards.corpus}/manifest.parquet",
     }

@@ -5,6 +5,7 @@ rule synth_corpus:
     output:
         directory("data/{corpus}/corpus"),
     params:
+        code=code_of("synth_corpus.py"),  # a change to the code it runs reruns it
         synth=lambda wc: corpus_spec(wc.corpus)["synth"],
     log:
         "logs/{corpus}/synth_corpus.log",
@@ -26,9 +27,11 @@ rule manifest:
         manifest="data/{corpus}/manifest.parquet",
         issues="data/{corpus}/manifest_issues.tsv",
     params:
+        code=code_of("build_manifest.py"),  # a change to the code it runs reruns it
         format=lambda wc: corpus_spec(wc.corpus)["format"],
         labels=lambda wc: corpus_spec(wc.corpus)["labels"],
         merge=lambda wc: corpus_spec(wc.corpus).get("merge", {}),
+        strict=lambda wc: corpus_spec(wc.corpus).get("strict", False),
     log:
         "logs/{corpus}/manifest.log",
     benchmark:
@@ -48,6 +51,7 @@ rule folds:
         folds="data/{corpus}/folds.parquet",
         summary="data/{corpus}/folds_summary.tsv",
     params:
+        code=code_of("make_folds.py"),  # a change to the code it runs reruns it
         protocols=config["folds"]["protocols"],
         seed=config["folds"]["seed"],
         validation_fraction=config["folds"]["validation_fraction"],

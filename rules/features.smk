@@ -12,11 +12,13 @@ rule acoustic_shard:
         manifest="data/{corpus}/manifest.parquet",
     output:
         shard="features/{corpus}/{acoustic}/{version}/shard-{shard}.safetensors",
+        record="features/{corpus}/{acoustic}/{version}/parts/shard-{shard}.json",
         utterances="features/{corpus}/{acoustic}/{version}/parts/utterances-{shard}.parquet",
         dropped="features/{corpus}/{acoustic}/{version}/parts/dropped-{shard}.parquet",
     params:
         plan=checked_plan,
         shards=FEATURES["shards"],
+        threads=FEATURES["threads"],
     log:
         "logs/{corpus}/features/{acoustic}-{version}/shard-{shard}.log",
     benchmark:
@@ -36,11 +38,14 @@ rule transformer_shard:
     output:
         words="features/{corpus}/{tmodel}/{version}/shard-{shard}.safetensors",
         utts="features/{corpus}/{tmodel}_utt/{version}/shard-{shard}.safetensors",
+        word_record="features/{corpus}/{tmodel}/{version}/parts/shard-{shard}.json",
+        utt_record="features/{corpus}/{tmodel}_utt/{version}/parts/shard-{shard}.json",
         word_parts=multiext("features/{corpus}/{tmodel}/{version}/parts/", "utterances-{shard}.parquet", "dropped-{shard}.parquet"),
         utt_parts=multiext("features/{corpus}/{tmodel}_utt/{version}/parts/", "utterances-{shard}.parquet", "dropped-{shard}.parquet"),
     params:
         plan=lambda wc: checked_plan(wc, wc.tmodel),
         shards=FEATURES["shards"],
+        threads=FEATURES["threads"],
         batch_size=FEATURES["transformer"]["batch_size"],
         device=FEATURES["transformer"]["device"],
         cache_dir="models/text-encoders",

@@ -104,6 +104,7 @@ rule report_frontend:
             labels={"corpus": "{corpus}", "figure": "forced alignment failures"},
         ),
     params:
+        code=code_of("report_frontend.py"),  # a change to the code it runs reruns it
         asr_name=f"{ASR['backend']}-{ASR['model']}",
         alignment_names=lambda wc: list(frontend_alignments(wc.corpus)),
         store_names=configured_features(),
@@ -142,6 +143,8 @@ rule report_model:
         predictions=f"{REPORT}/dvc/{{model}}_predictions.csv",
     wildcard_constraints:
         model=MODEL_PATTERN,
+    params:
+        code=code_of("report_model.py"),  # a change to the code it runs reruns it
     log:
         "logs/{corpus}/report/model_{model}.log",
     benchmark:
@@ -182,6 +185,7 @@ rule report_scores:
             labels={"corpus": "{corpus}", "figure": "WA / UA per model and test fold"},
         ),
     params:
+        code=code_of("report_scores.py"),  # a change to the code it runs reruns it
         corpus_spec=lambda wc: corpus_spec(wc.corpus),
     log:
         "logs/{corpus}/report/scores.log",
@@ -208,6 +212,7 @@ rule report_runtime:
             labels={"corpus": "{corpus}", "figure": "runtime per rule"},
         ),
     params:
+        code=code_of("report_runtime.py"),  # a change to the code it runs reruns it
         patterns=benchmark_patterns,
     log:
         "logs/{corpus}/report/runtime.log",

@@ -3,10 +3,13 @@
 #   models/{corpus}/{model}/{protocol}/fold{fold}/metrics.json    + predictions.parquet, history.tsv, run.json,
 #                                                                   checkpoints/seed{s}.safetensors + .json
 #   results/{corpus}_{model}.json                                 all folds and seeds of one model
+#   results/metrics/{corpus}_{model}.json                         its numbers only (DVC's metrics)
 # One job per model, protocol and fold trains every configured seed. A model reads the stores its ModelSpec
 # names (features/{corpus}/{store}/{version}/, marked complete by manifest.json: common.smk's feature_done).
 # The train job's params are its family's config section, so a changed WISE hyperparameter reruns the WISE
-# jobs and nothing else; threads, memory, runtime and the list of models trigger no rerun.
+# jobs and nothing else; memory, runtime and the list of models trigger no rerun. train.threads does (it changes the
+# bytes): the job computes with exactly that many threads, whatever --cores says. params.code reruns a job whose
+# code changed (serflow.provenance).
 
 import json
 import re
@@ -43,6 +46,15 @@ def model_results(corpus):
     return [f"results/{corpus}_{model}.json" for model in TRAIN[corpus].models]
 
 
+def train_code(wildcards):
+    """The train job's code identity: its script and modules, plus the model's own module and registry entry (the
+    registry itself is a catalogue: registering another model must not rerun this one)."""
+    from serflow.provenance import code_hash
+    from serflow.train.config import fold_code
+
+    return code_hash(*fold_code(model_spec(wildcards.model)))
+
+
 def family_config(wildcards):
     """The model family's config section (models.<family>): the train job's rerun trigger."""
     return config.get("models", {}).get(model_spec(wildcards.model).family, {})
@@ -65,7 +77,13 @@ def evaluate_inputs(wildcards):
     protocol = TRAIN[wildcards.corpus].protocol
     prefix = f"models/{wildcards.corpus}/{wildcards.model}/{protocol}/fold"
     folds = fold_numbers(wildcards.corpus, protocol)
-    return {"metrics": [f"{prefix}{k}/metrics.json" for k in folds], "runs": [f"{prefix}{k}/run.json" for k in folds]}
+    return {
+        "metrics": [f"{prefix}{k}/metrics.json" for k in folds],
+        "runs": [f"{prefix}{k}/run.json" for k in folds],
+        # not read for the scores, but checked against the hashes in metrics.json: a changed file reruns this job,
+        # which sets the damaged fold aside for retraining
+        "predictions": [f"{prefix}{k}/predictions.parquet" for k in folds],
+    }
 
 
 # Model names are matched exactly, so results/{corpus}_{model}.json splits right even with "_" in both.
@@ -80,6 +98,8 @@ checkpoint fold_index:
         index="models/{corpus}/{protocol}.folds.json",
     wildcard_constraints:
         protocol=FOLD_CONSTRAINTS["protocol"],
+    params:
+        code=code_of("fold_index.py"),  # a change to the code it runs reruns it
     log:
         "logs/{corpus}/train/{protocol}.folds.log",
     benchmark:
@@ -107,8 +127,9 @@ rule train:
         protocol=FOLD_CONSTRAINTS["protocol"],
         fold=FOLD_CONSTRAINTS["fold"],
     params:
+        code=train_code,  # a change to the code it runs reruns it
         family=family_config,
-        # what changes the numbers (not threads, memory, runtime or the list of models: no rerun for those)
+        # what changes the numbers (not memory, runtime or the list of models: no rerun for those)
         train=lambda wc: TRAIN[wc.corpus].result_params(),
         labels=lambda wc: corpus_spec(wc.corpus)["labels"],
         merge=lambda wc: corpus_spec(wc.corpus).get("merge", {}),
@@ -133,8 +154,11 @@ rule evaluate:
         unpack(evaluate_inputs),
     output:
         results="results/{corpus}_{model}.json",
+        metrics="results/metrics/{corpus}_{model}.json",  # its numbers only: DVC's metrics file
     wildcard_constraints:
         model=MODEL_PATTERN,
+    params:
+        code=code_of("evaluate.py"),  # a change to the code it runs reruns it
     log:
         "logs/{corpus}/evaluate/{model}.log",
     benchmark:

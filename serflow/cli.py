@@ -39,7 +39,7 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
     merge = _parse_merge(args.merge or [])
     if args.merge is None and not args.no_merge and args.format == "iemocap":
         merge = {"exc": "hap"}  # the standard 4-class convention (5,531 utterances)
-    result = read_corpus(args.format, args.root, labels=labels, merge=merge)
+    result = read_corpus(args.format, args.root, labels=labels, merge=merge, strict=args.strict)
     write_manifest(result, LabelMap.of(labels, merge), args.format, args.out, args.issues)
     issues_path = args.issues or Path(args.out).with_name(Path(args.out).stem + "_issues.tsv")
     print(result.summary())
@@ -189,7 +189,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from serflow.io import write_json
-    from serflow.train.run import evaluate_model
+    from serflow.train.evaluate import evaluate_model
 
     metrics = sorted(args.folds_dir.glob("fold*/metrics.json"))
     results = evaluate_model(metrics, [m.with_name("run.json") for m in metrics if m.with_name("run.json").exists()])
@@ -245,6 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     manifest.add_argument(
         "--no-merge", action="store_true", help="merge nothing (IEMOCAP without exc: 4,490 utterances, as GBAN's code)"
+    )
+    manifest.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first label line or file that cannot be read (default: quarantine it with the reason)",
     )
     manifest.set_defaults(func=_cmd_manifest)
 

@@ -8,8 +8,9 @@ when the committed ``dvc.yaml`` is not what the Snakefile and config give now; `
 Stages. The final targets are the inputs of the default target rule (``rule all``):
 
 * one stage per model result, ``{corpus}_{model}``: ``cmd`` asks Snakemake for
-  ``results/{corpus}_{model}.json`` (everything upstream is Snakemake's business), the file is the
-  stage's metrics;
+  ``results/{corpus}_{model}.json`` (everything upstream is Snakemake's business); the stage's metrics
+  file is its compact sibling ``results/metrics/{corpus}_{model}.json`` (the numbers only: the full file
+  records where and from which git commit it was made, which must not make ``dvc status`` report a change);
 * one stage ``all``: ``cmd`` runs the default target (every other target of ``rule all``: manifests,
   folds, ASR, alignments, feature stores, the report's tables and figures). It depends on the model
   results, so it runs last; its outputs are the report files (the summaries, ``frontend.json`` as
@@ -42,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from serflow.train.config import metrics_path
 
 GENERATOR = "scripts/dvc_stages.py"
 DEFAULT_CONFIG = "config/config.yaml"
@@ -190,7 +193,7 @@ def train_result_keys() -> list[str]:
 def model_param_keys(config: Mapping[str, Any], corpus: str, model: str) -> list[str]:
     """The config keys behind ``results/{corpus}_{model}.json``: the corpus and its folds, the train
     settings, the model family's section, and the feature stores the model reads with their inputs."""
-    from serflow.features.plan import kind_of
+    from serflow.features.stores import kind_of
     from serflow.models import get_spec
 
     spec = get_spec(model)
@@ -290,9 +293,9 @@ def build_pipeline(info: WorkflowInfo, params_document: Mapping[str, Any]) -> di
                 "cmd": _cmd(info, [target]),
                 "deps": core_code + corpus_data(info.config, corpus),
                 "params": [{params_file: keys}],
-                "metrics": [_out(target)],
+                "metrics": [_out(metrics_path(target))],
             }
-            results.append(target)
+            results.append(metrics_path(target))
         elif rule.file == REPORT_RULES and rule.name not in UNTRACKED_RULES:
             if target.endswith(METRIC_SUFFIXES):
                 metrics.append(target)

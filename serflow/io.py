@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,3 +65,21 @@ def write_bytes(data: bytes, path: str | os.PathLike[str]) -> None:
 
 def write_json(obj: Any, path: str | os.PathLike[str]) -> None:
     write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", path)
+
+
+QUARANTINE_DIR = ".damaged"
+
+
+def quarantine(path: str | os.PathLike[str], reason: str) -> Path:
+    """Move a damaged artifact out of the way, so that the workflow rebuilds it on its next run.
+
+    The file goes to ``.damaged/<name>.<unix time>`` beside it (kept as evidence, never read again), with the
+    reason in a ``.reason.txt`` next to it. Returns the new path.
+    """
+    path = Path(path)
+    folder = path.parent / QUARANTINE_DIR
+    folder.mkdir(exist_ok=True)
+    target = folder / f"{path.name}.{time.time_ns()}"
+    os.replace(path, target)
+    write_text(reason + "\n", target.with_name(target.name + ".reason.txt"))
+    return target

@@ -105,10 +105,33 @@ def mini_iemocap(tmp_path: Path) -> Path:
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_snakemake(workdir: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The repository's workflow, run in ``workdir`` with ``config`` (2 cores, output captured)."""
+def snakemake_command(workdir: Path, config: Path, *args: str, repo: Path = REPO, cores: int = 2) -> list[str]:
     snakemake = str(Path(sys.executable).with_name("snakemake"))
-    command = [snakemake, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
-    return subprocess.run(
-        [*command, "--configfile", str(config), "--cores", "2", *args], capture_output=True, text=True, cwd=REPO
-    )
+    command = [snakemake, "--snakefile", str(repo / "Snakefile"), "--directory", str(workdir)]
+    return [*command, "--configfile", str(config), "--cores", str(cores), *args]
+
+
+def run_snakemake(
+    workdir: Path, config: Path, *args: str, repo: Path = REPO, cores: int = 2
+) -> subprocess.CompletedProcess[str]:
+    """The workflow of ``repo`` (this repository, or a copy of its code), run in ``workdir`` with ``config``
+    (2 cores unless told, output captured)."""
+    command = snakemake_command(workdir, config, *args, repo=repo, cores=cores)
+    return subprocess.run(command, capture_output=True, text=True, cwd=repo)
+
+
+WORKFLOW_CODE = ("Snakefile", "rules", "serflow", "workflow_scripts", "config", "envs", "report")
+
+
+def copy_workflow(destination: Path) -> Path:
+    """A copy of the workflow's code (not its data), for tests that edit a source file and watch what reruns."""
+    import shutil
+
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_CODE:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(source, destination / name)
+    return destination

@@ -40,22 +40,73 @@ def test_wrong_root_suggests_the_release_folder(mini_iemocap: Path) -> None:
         _read(mini_iemocap.parent)
 
 
-def test_unparseable_evaluation_line_names_file_and_line(mini_iemocap: Path) -> None:
+def _break_line(mini_iemocap: Path) -> tuple[Path, int]:
     path = mini_iemocap / "Session2" / "dialog" / "EmoEvaluation" / "Ses02F_impro02.txt"
     lines = path.read_text().splitlines()
     target = next(i for i, line in enumerate(lines) if line.startswith("[") and "_M000" in line)
     lines[target] = lines[target].replace("\tneu\t", " neu [oops")
     path.write_text("\n".join(lines) + "\n")
+    return path, target + 1
+
+
+def test_unparseable_evaluation_line_is_quarantined_and_the_rest_read(mini_iemocap: Path) -> None:
+    whole = _read(mini_iemocap)
+    path, line = _break_line(mini_iemocap)
+    result = _read(mini_iemocap)
+    row = result.issues.loc[result.issues["line"] == line].iloc[0]
+    assert row["action"] == "dropped" and row["utt_id"] == "Ses02F_impro02_M000" and row["path"] == str(path)
+    assert "cannot parse EmoEvaluation line" in row["reason"]
+    assert set(whole.manifest["utt_id"]) - set(result.manifest["utt_id"]) == {"Ses02F_impro02_M000"}
+    assert len(result.manifest) + result.n_dropped == len(whole.manifest) + whole.n_dropped  # counts reconcile
+
+
+def test_strict_reading_stops_at_the_bad_line_naming_file_and_line(mini_iemocap: Path) -> None:
+    path, line = _break_line(mini_iemocap)
     with pytest.raises(CorpusError) as info:
-        _read(mini_iemocap)
-    assert f"{path}:{target + 1}" in str(info.value)
+        read_iemocap(mini_iemocap, labels=FOUR, merge={"exc": "hap"}, strict=True)
+    assert f"{path}:{line}" in str(info.value)
 
 
-def test_evaluation_id_from_another_dialog_is_an_error(mini_iemocap: Path) -> None:
+def test_evaluation_id_from_another_dialog_is_quarantined(mini_iemocap: Path) -> None:
     path = mini_iemocap / "Session2" / "dialog" / "EmoEvaluation" / "Ses02F_impro02.txt"
     path.write_text(path.read_text().replace("Ses02F_impro02_M000", "Ses01F_impro02_M000"))
+    issues = _read(mini_iemocap).issues
+    assert issues["reason"].str.contains("utterance id 'Ses01F_impro02_M000' is not of the form").any()
     with pytest.raises(CorpusError, match=r"Ses02F_impro02.txt:\d+: utterance id 'Ses01F_impro02_M000'"):
-        _read(mini_iemocap)
+        read_iemocap(mini_iemocap, labels=FOUR, merge={"exc": "hap"}, strict=True)
+
+
+def test_a_stray_copy_of_a_label_file_is_skipped_not_fatal(mini_iemocap: Path) -> None:
+    whole = _read(mini_iemocap)
+    folder = mini_iemocap / "Session1" / "dialog" / "EmoEvaluation"
+    (folder / "Ses01F_impro01 copy.txt").write_bytes((folder / "Ses01F_impro01.txt").read_bytes())
+    result = _read(mini_iemocap)
+    assert result.manifest.equals(whole.manifest)  # the copy's turns are neither read nor reported as duplicates
+    skipped = result.issues.loc[result.issues["action"] == "skipped"]
+    assert len(skipped) == 1 and skipped.iloc[0]["path"].endswith("Ses01F_impro01 copy.txt")
+    assert "stray copy" in skipped.iloc[0]["reason"] and result.n_dropped == whole.n_dropped
+    with pytest.raises(CorpusError, match=r"copy\.txt: not a dialog's file"):
+        read_iemocap(mini_iemocap, labels=FOUR, merge={"exc": "hap"}, strict=True)
+
+
+def test_a_wav_that_is_a_symlink_loop_says_so(mini_iemocap: Path) -> None:
+    wav = next(mini_iemocap.glob("Session1/sentences/wav/*/Ses01F_impro01_F000.wav"))
+    wav.unlink()
+    wav.symlink_to(wav.name)  # points at itself
+    row = _read(mini_iemocap).issues.set_index("utt_id").loc["Ses01F_impro01_F000"]
+    assert row["action"] == "dropped" and "symlink loop" in row["reason"] and "missing" not in row["reason"]
+
+
+def test_a_transcript_line_ending_in_the_colon_is_kept_with_an_empty_transcript(mini_iemocap: Path) -> None:
+    path = mini_iemocap / "Session1" / "dialog" / "transcriptions" / "Ses01F_impro01.txt"
+    text = path.read_bytes().decode()
+    path.write_bytes(text.replace("]: Excuse me.", "]:").encode())
+    result = _read(mini_iemocap)
+    row = result.manifest.set_index("utt_id").loc["Ses01F_impro01_F000"]
+    assert row["transcript"] == ""  # kept: audio models use it, text stores drop it with their own reason
+    note = result.issues.set_index("utt_id").loc["Ses01F_impro01_F000"]
+    assert note["action"] == "noted" and "empty transcript" in note["reason"]
+    assert "no line in transcriptions" not in " ".join(result.issues["reason"])
 
 
 @pytest.mark.parametrize(

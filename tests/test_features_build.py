@@ -1,4 +1,4 @@
-"""Feature jobs (serflow.features.build) and parse-time versions (serflow.features.plan), bad input included."""
+"""Feature jobs (serflow.features.jobs) and parse-time versions (serflow.features.plan), bad input included."""
 
 from __future__ import annotations
 
@@ -13,16 +13,13 @@ import soundfile as sf
 import yaml
 from conftest import REPO, write_wav
 
-from serflow.features.build import (
-    acoustic_shard,
-    finalize_store,
-    glove_store,
-    labelled_utterances,
-    shard_rows,
-    spans_store,
-)
+from serflow.features.jobs.acoustic import acoustic_shard
+from serflow.features.jobs.common import labelled_utterances, shard_rows
+from serflow.features.jobs.finalize import finalize_store
+from serflow.features.jobs.glove import glove_store
+from serflow.features.jobs.spans import spans_store
 from serflow.features.plan import plan
-from serflow.shards import FeatureSet
+from serflow.shards import FeatureSet, StoreError
 
 CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
@@ -143,7 +140,7 @@ def test_finalize_refuses_a_missing_shard(tmp_path: Path, bad_audio: dict[str, P
     p = plan(CONFIG, "demo", "logmel64")
     store = tmp_path / p.directory
     acoustic_shard(manifest, p, 0, 2, store)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(StoreError, match=r"shard-00001\.json.*did a shard job fail"):
         finalize_store(store, p, 2, {"manifest": manifest})
     assert not (store / "manifest.json").exists()
 

@@ -12,7 +12,8 @@ import pytest
 import yaml
 from conftest import REPO, run_snakemake
 
-from serflow.features.plan import feature_names, plan
+from serflow.features.plan import plan
+from serflow.features.stores import feature_names
 from serflow.shards import FeatureSet
 
 N = 40

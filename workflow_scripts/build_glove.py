@@ -3,12 +3,12 @@
 import logging
 from pathlib import Path
 
-from serflow.features.build import glove_store
-from serflow.features.plan import Plan
+from serflow.features.jobs.glove import glove_store
+from serflow.features.stores import Plan
 from serflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])
-plan = Plan(**snakemake.params.plan)
+plan = Plan.from_params(snakemake.params.plan)
 root = Path(snakemake.output.manifest).parents[2]  # features/{corpus}
 meta = glove_store(
     Path(snakemake.input.manifest), Path(snakemake.input.words), Path(snakemake.input.failures), plan, root

@@ -4,11 +4,12 @@ import logging
 
 from serflow.io import write_json
 from serflow.logs import log_to_file
-from serflow.train.run import evaluate_model
+from serflow.train.evaluate import compact_metrics, evaluate_model
 
 log_to_file(snakemake.log[0])
 results = evaluate_model(snakemake.input.metrics, snakemake.input.runs)
 write_json(results, snakemake.output.results)
+write_json(compact_metrics(results), snakemake.output.metrics)
 logging.getLogger("evaluate").info(
     "%s on %s (%s, %d folds x %d seeds): UA %.4f +- %.4f, WA %.4f +- %.4f",
     results["model"], results["corpus"], results["protocol"], results["n_folds"], len(results["seeds"]),

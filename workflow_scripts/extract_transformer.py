@@ -5,14 +5,14 @@ from pathlib import Path
 
 import torch
 
-from serflow.features.build import transformer_shard
-from serflow.features.plan import Plan
+from serflow.features.jobs.transformer import transformer_shard
+from serflow.features.stores import Plan
 from serflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+torch.set_num_threads(snakemake.params.threads)  # fixed by config (features.threads), not by --cores
 p = snakemake.params
-plan = Plan(**p.plan)
+plan = Plan.from_params(p.plan)
 shard = int(snakemake.wildcards.shard)
 counts = transformer_shard(
     Path(snakemake.input.manifest),

@@ -4,9 +4,9 @@ import logging
 
 import pandas as pd
 
+from serflow.corpora.folds import fold_index
 from serflow.io import write_json
 from serflow.logs import log_to_file
-from serflow.train.run import fold_index
 
 log_to_file(snakemake.log[0])
 index = fold_index(pd.read_parquet(snakemake.input.folds), snakemake.wildcards.protocol)

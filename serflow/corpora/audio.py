@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,16 +30,28 @@ def probe(path: Path | str) -> AudioInfo:
     path = Path(path)
     try:
         info = sf.info(str(path))
-    except FileNotFoundError as exc:
-        raise AudioError("audio file missing") from exc
-    except (RuntimeError, sf.LibsndfileError) as exc:
+    except (FileNotFoundError, RuntimeError, sf.LibsndfileError) as exc:
         if not path.exists():
-            raise AudioError("audio file missing") from exc
+            raise AudioError(_why_missing(path)) from exc
         raise AudioError(f"audio file unreadable ({str(exc).strip().splitlines()[-1]})") from exc
     if info.frames <= 0 or info.samplerate <= 0:
         raise AudioError("audio file holds no samples")
     _check_not_truncated(path, info)
     return AudioInfo(duration=info.frames / info.samplerate, sample_rate=info.samplerate, channels=info.channels)
+
+
+def _why_missing(path: Path) -> str:
+    """Why ``path`` cannot be opened although it may be listed: absent, a broken link, or a symlink loop."""
+    if not path.is_symlink():
+        return "audio file missing"
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python 3.11 raises RuntimeError for a symlink loop
+        return f"audio file is a symlink loop ({path} -> {os.readlink(path)})"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"audio file is a symlink loop ({path} -> {os.readlink(path)})"
+    return f"audio file is a broken symlink ({path} -> {os.readlink(path)}, which does not exist)"
 
 
 def _check_not_truncated(path: Path, info: sf._SoundFileInfo) -> None:

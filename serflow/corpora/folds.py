@@ -12,6 +12,7 @@ Only utterances with a label in the configured classes take part. Output is long
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -113,3 +114,22 @@ def fold_summary(folds: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:
         .unstack("label", fill_value=0)
         .reset_index()
     )
+
+
+def fold_index(folds: pd.DataFrame, protocol: str) -> dict[str, Any]:
+    """The folds of one protocol with their test group and split sizes (the workflow's list of fold jobs)."""
+    rows = folds[folds["protocol"] == protocol]
+    if rows.empty:
+        have = sorted(folds["protocol"].unique().tolist())
+        raise ValueError(f"the folds table has no protocol {protocol!r} (it has {have}); add it to folds.protocols")
+    entries = []
+    for fold, part in rows.groupby("fold", sort=True):
+        sizes = part["split"].value_counts().to_dict()
+        entries.append(
+            {
+                "fold": int(fold),
+                "test_group": str(part["test_group"].iloc[0]),
+                **{k: int(v) for k, v in sorted(sizes.items())},
+            }
+        )
+    return {"protocol": protocol, "folds": entries}

@@ -2,8 +2,13 @@
 
 Labels come from the consensus line of ``dialog/EmoEvaluation/<dialog>.txt`` only; the per-annotator
 sub-folders (Categorical/, Attribute/, Self-evaluation/) and macOS ``._*`` files are ignored.
-Transcripts are the text after the FIRST ``]: `` of each ``dialog/transcriptions`` line, because
+Transcripts are the text after the FIRST ``]:`` of each ``dialog/transcriptions`` line, because
 transcripts themselves may contain colons. Facts and traps: shared/reference/iemocap.md.
+
+One bad line does not cost the corpus: a consensus line that does not parse, or whose utterance id does not
+belong to its file, is quarantined with the file, line and reason, and reading goes on; a ``.txt`` beside the
+label files whose name is not a dialog's (``Ses01F_impro01 copy.txt``, a backup) is skipped and listed. With
+``strict=True`` both stop the reader with a :class:`CorpusError` naming the file and line, as before.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ _CONSENSUS = re.compile(
     rf"^\[\s*{_NUM}\s*-\s*{_NUM}\s*\]\s+(\S+)\s+(\S+)\s+\[\s*{_NUM}\s*,\s*{_NUM}\s*,\s*{_NUM}\s*\]\s*$"
 )
 _UTT_ID = re.compile(r"^Ses0(?P<session>\d)[FM]_.+_(?P<gender>[FM])\d+$")
+_DIALOG_FILE = re.compile(r"^Ses0\d[FM]_[A-Za-z0-9_]+\.txt$")
+_ID_IN_LINE = re.compile(r"\bSes0\d[FM]_\S+_[FM]\d+\b")
+_TRANSCRIPT = re.compile(r"^(?P<utt>\S+)\s+\[[^\]]*\]:(?P<text>.*)$")
 
 
 @dataclass(frozen=True)
@@ -46,18 +54,21 @@ class _Turn:
     where: str  # "file:line", for messages
 
 
-def read_iemocap(root: Path | str, labels: Sequence[str], merge: Mapping[str, str] | None = None) -> ReadResult:
+def read_iemocap(
+    root: Path | str, labels: Sequence[str], merge: Mapping[str, str] | None = None, *, strict: bool = False
+) -> ReadResult:
     """Read every labelled turn under ``root`` (an ``IEMOCAP_full_release`` folder).
 
-    Raises :class:`CorpusError` for a wrong root or a consensus line that does not parse (naming the
-    file and line). Utterances that cannot be used (missing or unreadable wav, no transcript, an id
-    that occurs twice) are quarantined in ``ReadResult.issues`` with the reason.
+    Raises :class:`CorpusError` for a wrong root. Utterances that cannot be used (a consensus line that does not
+    parse, missing or unreadable wav, no transcript, an id that occurs twice) are quarantined in
+    ``ReadResult.issues`` with the reason; stray files beside the label files are skipped and listed. With
+    ``strict`` a bad line or a stray file is a :class:`CorpusError` naming the file and line instead.
     """
     label_map = LabelMap.of(labels, merge)
     root = _check_root(Path(root))
     issues = IssueLog()
-    turns = _read_evaluations(root, issues)
-    transcripts = _read_transcripts(root, {t.dialog for t in turns}, issues)
+    turns = _read_evaluations(root, issues, strict)
+    transcripts = _read_transcripts(root, {t.dialog for t in turns}, issues, strict)
     rows = []
     for turn in turns:
         row = _manifest_row(root, turn, transcripts, label_map, issues)
@@ -88,20 +99,31 @@ def _check_root(root: Path) -> Path:
     return root.resolve()
 
 
-def _label_files(root: Path, session: int, sub: str) -> list[Path]:
+def _label_files(
+    root: Path, session: int, sub: str, issues: IssueLog | None = None, strict: bool = False
+) -> list[Path]:
+    """The dialogs' files of one session's ``sub`` folder; other ``.txt`` files there are stray (skipped, listed)."""
     folder = root / f"Session{session}" / "dialog" / sub
     if not folder.is_dir():
         return []
     # Only the top level: sub-folders hold per-annotator files. `._*` are macOS AppleDouble junk.
-    return sorted(p for p in folder.glob("*.txt") if p.is_file() and not p.name.startswith("._"))
+    files = sorted(p for p in folder.glob("*.txt") if p.is_file() and not p.name.startswith("._"))
+    stray = [p for p in files if not _DIALOG_FILE.match(p.name)]
+    for path in stray:
+        reason = "not a dialog's file (names are like Ses01F_impro01.txt): a stray copy? not read"
+        if strict:
+            raise CorpusError(f"{path}: {reason} (strict: remove it, or read without strict)")
+        if issues is not None:
+            issues.skip(path, reason)
+    return [p for p in files if p not in stray]
 
 
-def _read_evaluations(root: Path, issues: IssueLog) -> list[_Turn]:
+def _read_evaluations(root: Path, issues: IssueLog, strict: bool) -> list[_Turn]:
     turns: list[_Turn] = []
     seen: dict[str, list[_Turn]] = defaultdict(list)
     for session in SESSIONS:
-        for path in _label_files(root, session, "EmoEvaluation"):
-            for turn in _parse_evaluation(path, session, issues):
+        for path in _label_files(root, session, "EmoEvaluation", issues, strict):
+            for turn in _parse_evaluation(path, session, issues, strict):
                 seen[turn.utt_id].append(turn)
                 turns.append(turn)
     duplicated = {utt for utt, found in seen.items() if len(found) > 1}
@@ -113,21 +135,25 @@ def _read_evaluations(root: Path, issues: IssueLog) -> list[_Turn]:
     return [t for t in turns if t.utt_id not in duplicated]
 
 
-def _parse_evaluation(path: Path, session: int, issues: IssueLog) -> list[_Turn]:
+def _parse_evaluation(path: Path, session: int, issues: IssueLog, strict: bool) -> list[_Turn]:
     dialog = path.stem
     turns = []
     for number, line in decoded_lines(path, issues):
         if not line.startswith("["):
             continue  # header, blank and per-annotator lines
         match = _CONSENSUS.match(line)
-        if match is None:
-            raise CorpusError(f"{path}:{number}: cannot parse EmoEvaluation line {line!r}")
-        start, end, utt_id, raw_label, val, act, dom = match.groups()
-        id_match = _UTT_ID.match(utt_id)
-        if id_match is None or int(id_match["session"]) != session or not utt_id.startswith(dialog + "_"):
-            raise CorpusError(
-                f"{path}:{number}: utterance id {utt_id!r} is not of the form {dialog}_F000 in Session{session}"
-            )
+        problem = f"cannot parse EmoEvaluation line {line!r}" if match is None else None
+        if match is not None:
+            start, end, utt_id, raw_label, val, act, dom = match.groups()
+            id_match = _UTT_ID.match(utt_id)
+            if id_match is None or int(id_match["session"]) != session or not utt_id.startswith(dialog + "_"):
+                problem = f"utterance id {utt_id!r} is not of the form {dialog}_F000 in Session{session}"
+        if problem is not None:
+            if strict:
+                raise CorpusError(f"{path}:{number}: {problem}")
+            found = _ID_IN_LINE.search(line)
+            issues.drop(found.group(0) if found else None, path, number, problem)
+            continue
         turns.append(
             _Turn(
                 utt_id=utt_id,
@@ -146,19 +172,22 @@ def _parse_evaluation(path: Path, session: int, issues: IssueLog) -> list[_Turn]
     return turns
 
 
-def _read_transcripts(root: Path, dialogs: set[str], issues: IssueLog) -> dict[str, str | None]:
+def _read_transcripts(root: Path, dialogs: set[str], issues: IssueLog, strict: bool) -> dict[str, str | None]:
     """utt_id -> transcript; None marks an id whose lines disagree (the reason is logged by the caller)."""
     texts: dict[str, str | None] = {}
     for session in SESSIONS:
-        for path in _label_files(root, session, "transcriptions"):
+        for path in _label_files(root, session, "transcriptions", issues, strict):
             if path.stem not in dialogs:
                 continue
-            for _number, line in decoded_lines(path, issues):
-                head, sep, text = line.partition("]: ")
-                if not sep:
+            for number, line in decoded_lines(path, issues):
+                match = _TRANSCRIPT.match(line)  # "<utt> [start-end]: text", text after the first "]:"
+                if match is None:
                     continue  # blank or unlabelled lines without a time stamp
-                utt_id = head.split(" ", 1)[0]
-                text = text.strip()
+                utt_id, text = match["utt"], match["text"].strip()
+                if not text and utt_id not in texts:
+                    issues.note(
+                        utt_id, path, number, "empty transcript (nothing after ']:'): kept; text stores drop it"
+                    )
                 if utt_id in texts and texts[utt_id] != text:
                     texts[utt_id] = None
                 else:

@@ -2,7 +2,10 @@
 
 Readers return a :class:`ReadResult`: the manifest plus the quarantine list (``issues``). Nothing a
 reader sees is dropped silently: every labelled utterance is either a manifest row or an issue row
-with ``action == "dropped"``, so ``labelled == len(manifest) + n_dropped`` always reconciles.
+with ``action == "dropped"``, so ``labelled == len(manifest) + n_dropped`` always reconciles. Other
+actions: ``repaired`` (kept, with what was fixed), ``noted`` (kept as it is, but odd: an empty
+transcript), ``skipped`` (a stray file, e.g. a copy of a label
+file, that is not part of the corpus: not read, one row per file).
 """
 
 from __future__ import annotations
@@ -80,6 +83,15 @@ class IssueLog:
     def repair(self, utt_id: str | None, path: Path | str, line: int | None, reason: str) -> None:
         self._add(utt_id, path, line, "repaired", reason)
 
+    def note(self, utt_id: str | None, path: Path | str, line: int | None, reason: str) -> None:
+        """Something odd that is kept as it is (an empty transcript): listed so it is never a surprise later."""
+        self._add(utt_id, path, line, "noted", reason)
+
+    def skip(self, path: Path | str, reason: str) -> None:
+        """A file that is not part of the corpus (a stray copy beside the label files): not read, and no turn of
+        it is counted, since its turns are not the corpus's."""
+        self._add(None, path, None, "skipped", reason)
+
     def _add(self, utt_id: str | None, path: Path | str, line: int | None, action: str, reason: str) -> None:
         self.rows.append({"utt_id": utt_id, "path": str(path), "line": line, "action": action, "reason": reason})
 
@@ -105,10 +117,12 @@ class ReadResult:
         labelled = m["label"].notna()
         per_class = m.loc[labelled, "label"].value_counts().sort_index().to_dict()
         n_repaired = int((self.issues["action"] == "repaired").sum())
+        n_skipped = int((self.issues["action"] == "skipped").sum())
+        skipped = f", {n_skipped} stray file(s) skipped" if n_skipped else ""
         return (
             f"{len(m) + self.n_dropped} labelled utterances read: {len(m)} in the manifest "
             f"({int(labelled.sum())} in the configured classes {per_class}), "
-            f"{self.n_dropped} quarantined, {n_repaired} repaired; "
+            f"{self.n_dropped} quarantined, {n_repaired} repaired{skipped}; "
             f"{m['speaker'].nunique()} speakers, {m['duration'].sum() / 3600:.2f} h of audio"
         )
 

@@ -47,9 +47,14 @@ def parse_name(name: str) -> tuple[str, str, str] | None:
 
 
 def read_tess(
-    root: Path | str, labels: Sequence[str] = TESS_LABELS, merge: Mapping[str, str] | None = None
+    root: Path | str,
+    labels: Sequence[str] = TESS_LABELS,
+    merge: Mapping[str, str] | None = None,
+    *,
+    strict: bool = False,
 ) -> ReadResult:
-    """Read every ``*.wav`` under ``root`` (recursively)."""
+    """Read every ``*.wav`` under ``root`` (recursively). A file whose name does not parse is quarantined with the
+    reason (with ``strict``: a :class:`CorpusError` naming it)."""
     label_map = LabelMap.of(labels, merge)
     root = Path(root)
     if not root.is_dir():
@@ -62,7 +67,10 @@ def read_tess(
     for wav in wavs:
         parsed = parse_name(wav.name)
         if parsed is None:
-            issues.drop(None, wav, None, "file name is not <OAF|YAF>_<word>_<emotion>.wav with a TESS emotion")
+            reason = "file name is not <OAF|YAF>_<word>_<emotion>.wav with a TESS emotion"
+            if strict:
+                raise CorpusError(f"{wav}: {reason} (strict: rename or remove it, or read without strict)")
+            issues.drop(None, wav, None, reason)
             continue
         by_id["_".join(parsed)].append(wav)
     rows = []

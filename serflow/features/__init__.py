@@ -1,47 +1,38 @@
-"""Acoustic features: loading audio at the pipeline's rate and the per-paper frame-feature extractors.
+"""Features: audio loading at the pipeline's rate, the per-paper frame-feature extractors, text features, and the
+jobs that write them into the versioned store (``jobs``).
 
-``load_audio`` is imported eagerly (it is light); the extractors pull in torch, librosa and, for
-``mfcc39``, openSMILE, so they load on first access: ``from serflow.features import get_extractor``.
+Every name loads its module on first access (``from serflow.features import get_extractor``): the extractors pull
+in torch, librosa and, for ``mfcc39``, openSMILE, and a job imports only what it runs.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from serflow.features.audio import load_audio
-
 if TYPE_CHECKING:
-    from serflow.features.acoustic import (
-        EXTRACTORS,
-        Extractor,
-        FeatureError,
-        Gban52,
-        LogMel64,
-        Mfcc39,
-        Mfcc120,
-        Waveform,
-        get_extractor,
-    )
+    from serflow.features.acoustic import EXTRACTORS, get_extractor
+    from serflow.features.acoustic.base import Extractor, FeatureError
+    from serflow.features.audio import load_audio
 
+_LAZY = {
+    "EXTRACTORS": "acoustic",
+    "get_extractor": "acoustic",
+    "Extractor": "acoustic.base",
+    "FeatureError": "acoustic.base",
+    "load_audio": "audio",
+}
 __all__ = [
     "EXTRACTORS",
     "Extractor",
     "FeatureError",
-    "Gban52",
-    "LogMel64",
-    "Mfcc39",
-    "Mfcc120",
-    "Waveform",
     "get_extractor",
     "load_audio",
 ]
 
-_LAZY = frozenset(__all__) - {"load_audio"}
-
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from serflow.features import acoustic
-
-        return getattr(acoustic, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    home = _LAZY.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

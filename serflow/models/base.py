@@ -16,7 +16,8 @@ what it reads and how its batch is laid out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +27,8 @@ Sample = Mapping[str, np.ndarray]  # store name -> that utterance's [rows, dims]
 
 
 class SerModel(nn.Module):
-    """Base class: an ``nn.Module`` mapping a collated batch to class logits ``[B, n_classes]``."""
+    """Base class: an ``nn.Module`` mapping a collated batch to outputs ``[B, n_outputs]``: class logits for
+    the categorical task, predicted values (one per emotion dimension) for the dimensional one."""
 
     def prepare(self, sample: Sample) -> tuple[dict[str, np.ndarray], dict[str, int]]:
         """Per-utterance preprocessing run once when the data is loaded (e.g. the paper's truncation).
@@ -42,3 +44,35 @@ class SerModel(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    # --- hooks for models whose size or initial weights depend on the training split ------------------------
+
+    def fold_hparams(self, train: Sequence[dict[str, np.ndarray]]) -> dict[str, Any]:
+        """Hyperparameters that depend on the training split of a fold, e.g. ``{"vocab_size": 2113}``.
+
+        Called once per fold on the instance that ran :meth:`prepare`, with the *prepared* training samples
+        only (never validation or test: that would leak). The values must be small and JSON-able: they are
+        passed to the builder of every seed's model and recorded in its checkpoint, so the checkpoint can be
+        rebuilt. Default: none.
+        """
+        return {}
+
+    def init_fold(self, train: Sequence[dict[str, np.ndarray]]) -> dict[str, Any]:
+        """Set data-dependent buffers and initial weights from the prepared training samples (vocabulary
+        lookup, rows initialised from GloVe), after construction and seeding, before training.
+
+        Returns JSON-able statistics recorded in the fold's results (e.g. an OOV rate). Default: nothing.
+        """
+        return {}
+
+    def training_loss(
+        self,
+        batch: dict[str, torch.Tensor],
+        target: torch.Tensor,
+        criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(loss, outputs)`` of one training batch. ``criterion`` is the trainer's task loss (class-weighted
+        cross-entropy, MSE, CCC). Models with an auxiliary loss (WavFusion's margin loss) override this and
+        add it; the default is the task loss alone."""
+        outputs = self(batch)
+        return criterion(outputs, target), outputs

@@ -40,6 +40,23 @@ class ModelSpec:
         module, _, attr = self.build.partition(":")
         return getattr(importlib.import_module(module), attr)
 
+    @property
+    def module(self) -> str:
+        """The module that defines the model (loaded when it is built)."""
+        return self.build.partition(":")[0] if isinstance(self.build, str) else self.build.__module__
+
+    def catalogue_entry(self) -> dict[str, Any]:
+        """This spec as data: part of a training job's code identity instead of the whole registry (a catalogue,
+        see serflow.provenance), so registering another model never reruns this one."""
+        build = self.build if isinstance(self.build, str) else f"{self.module}:{self.build.__qualname__}"
+        return {
+            "name": self.name,
+            "build": build,
+            "features": list(self.features),
+            "family": self.family,
+            "fixed": dict(self.fixed),
+        }
+
     def create(self, n_classes: int, **hparams: Any) -> Any:
         """The model (a :class:`~serflow.models.base.SerModel`) for ``n_classes`` classes."""
         return self.builder()(n_classes, **{**hparams, **self.fixed})

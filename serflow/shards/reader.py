@@ -109,16 +109,17 @@ class FeatureSet:
         try:
             header = read_shard_header(path)
         except OSError as exc:
-            raise ShardIntegrityError(f"{path}: cannot read the shard: {exc}") from exc
+            raise ShardIntegrityError(f"{path}: cannot read the shard: {exc}", path) from exc
         lo, hi = self._bounds[k], self._bounds[k + 1]
         if list(header.utt_ids) != self.ids[lo:hi] or (hi > lo and header.dims != self.dims):
-            raise ShardIntegrityError(f"{path}: utterance ids or dims differ from {INDEX_NAME}")
+            raise ShardIntegrityError(f"{path}: utterance ids or dims differ from {INDEX_NAME}", path)
         return header
 
     def _check_offsets(self, k: int, offsets: np.ndarray) -> None:
         lo, hi = self._bounds[k], self._bounds[k + 1]
         if offsets[0] != 0 or not np.array_equal(np.diff(offsets), self.frames[lo:hi]):
-            raise ShardIntegrityError(f"{self._shard_path(k)}: frame offsets differ from {INDEX_NAME}")
+            path = self._shard_path(k)
+            raise ShardIntegrityError(f"{path}: frame offsets differ from {INDEX_NAME}", path)
 
     # --- single utterances ----------------------------------------------------------------------------
 
@@ -338,21 +339,22 @@ def _hash_or_refuse(path: Path) -> str:
     try:
         return hash_file(path)
     except OSError as exc:
-        raise ShardIntegrityError(f"{path}: cannot read it: {exc}") from exc
+        raise ShardIntegrityError(f"{path}: cannot read it: {exc}", path) from exc
 
 
 def _check_digest(path: Path, actual: str, expected: str) -> None:
     if actual != expected:
         raise ShardIntegrityError(
             f"{path}: sha256 {actual[:16]}... does not match {MANIFEST_NAME} ({expected[:16]}...): the file changed "
-            "after the store was finalized; delete this version folder and let the workflow recompute it"
+            "after the store was finalized",
+            path,
         )
 
 
 def _read_exact(fh: IO[bytes], n: int, path: Path) -> bytes:
     data = fh.read(n)
     if len(data) != n:
-        raise ShardIntegrityError(f"{path}: truncated ({len(data)} of {n} bytes)")
+        raise ShardIntegrityError(f"{path}: truncated ({len(data)} of {n} bytes)", path)
     return data
 
 
@@ -361,7 +363,30 @@ def _read_into_hashing(fh: IO[bytes], view: memoryview, digest: Any, path: Path)
     while pos < len(view):
         n = fh.readinto(view[pos : pos + READ_CHUNK])
         if not n:
-            raise ShardIntegrityError(f"{path}: truncated ({pos} of {len(view)} data bytes)")
+            raise ShardIntegrityError(f"{path}: truncated ({pos} of {len(view)} data bytes)", path)
         if digest is not None:
             digest.update(view[pos : pos + n])
         pos += n
+
+
+def set_aside_damaged(store: str | os.PathLike[str], error: ShardIntegrityError) -> str:
+    """Make a store whose file ``error`` blames rebuildable by the workflow's next run; returns what was done.
+
+    The damaged file goes to ``.damaged/`` (:func:`serflow.io.quarantine`); for a shard, its job's record goes too,
+    so Snakemake reruns that shard job alone; and ``manifest.json`` goes, so the store is incomplete until it is
+    finalized again. A store written by one job (glove, spans) is then rebuilt whole by that job.
+    """
+    from serflow.io import quarantine
+    from serflow.shards.writer import SHARD_RE, record_path
+
+    store = Path(store)
+    done = []
+    if error.path is not None and Path(error.path).exists():
+        moved = quarantine(error.path, str(error))
+        done.append(f"moved {error.path} to {moved}")
+        match = SHARD_RE.match(Path(error.path).name)
+        if match is not None:
+            record_path(store, int(match.group(1))).unlink(missing_ok=True)
+    (store / MANIFEST_NAME).unlink(missing_ok=True)
+    done.append(f"removed {store / MANIFEST_NAME}: run the workflow again to rebuild what is missing")
+    return "; ".join(done)

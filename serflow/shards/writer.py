@@ -67,7 +67,14 @@ class FeatureValueError(StoreError, ValueError):
 
 
 class ShardIntegrityError(StoreError):
-    """A stored file is not what the manifest says (hash, size, header): the message names the path."""
+    """A stored file is not what the manifest says (hash, size, header): the message names the path.
+
+    ``path`` is the damaged file where one is to blame (so the workflow can set it aside and rebuild it).
+    """
+
+    def __init__(self, message: str, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class IncompleteStoreError(StoreError, FileNotFoundError):
@@ -299,13 +306,13 @@ def read_shard_header(path: str | os.PathLike[str]) -> ShardHeader:
         prefix = fh.read(8)
         n = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
         if not 2 <= n <= min(MAX_HEADER_BYTES, size - 8):
-            raise ShardIntegrityError(f"{path}: not a safetensors file (header length {n}, file size {size})")
+            raise ShardIntegrityError(f"{path}: not a safetensors file (header length {n}, file size {size})", path)
         raw = fh.read(n)
     try:
         header = json.loads(raw)
         return _check_header(header, 8 + n, size)
     except (ValueError, KeyError, TypeError) as exc:
-        raise ShardIntegrityError(f"{path}: bad shard header: {exc}") from exc
+        raise ShardIntegrityError(f"{path}: bad shard header: {exc}", path) from exc
 
 
 def _check_header(header: dict[str, Any], base: int, size: int) -> ShardHeader:
@@ -325,6 +332,75 @@ def _check_header(header: dict[str, Any], base: int, size: int) -> ShardHeader:
     if base + d_end != size:
         raise ValueError(f"file is {size} bytes, the header describes {base + d_end}")
     return ShardHeader(tuple(utt_ids), frames, dims, base, base + d_begin, size)
+
+
+# --- the shard job's record of what it wrote -----------------------------------------------------------------
+
+RECORD_FORMAT = "serflow-shard-record/1"
+
+
+def record_path(directory: str | os.PathLike[str], shard_index: int) -> Path:
+    """``parts/shard-NNNNN.json``: the record a shard job writes beside its shard."""
+    return Path(directory) / "parts" / f"shard-{shard_index:05d}.json"
+
+
+def write_shard_record(info: ShardInfo, path: str | os.PathLike[str], extra: Mapping[str, Any] | None = None) -> None:
+    """Record what a shard job wrote: file, sha256, size, ids and lengths (+ ``extra``, e.g. the code provenance).
+
+    Written atomically right after the shard by the same job, so the bytes are fixed by the job that produced
+    them: :func:`verify_shard` holds later steps to this record instead of re-hashing (re-certifying) whatever is
+    on disk.
+    """
+    record = {
+        "format": RECORD_FORMAT,
+        "index": info.index,
+        "file": info.file,
+        "sha256": info.sha256,
+        "dims": info.dims,
+        "utt_ids": list(info.utt_ids),
+        "lengths": list(info.lengths),
+        **dict(extra or {}),
+    }
+    write_json(record, path)
+
+
+def read_shard_record(path: str | os.PathLike[str]) -> ShardInfo:
+    """The :class:`ShardInfo` a shard job recorded (:func:`write_shard_record`); a bad record names its path."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if record.get("format") != RECORD_FORMAT:
+            raise ValueError(f"format {record.get('format')!r}, expected {RECORD_FORMAT!r}")
+        info = ShardInfo(
+            index=int(record["index"]),
+            file=str(record["file"]),
+            sha256=str(record["sha256"]),
+            dims=int(record["dims"]),
+            utt_ids=tuple(record["utt_ids"]),
+            lengths=tuple(int(n) for n in record["lengths"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ShardIntegrityError(f"{path}: not a readable shard record: {exc}") from exc
+    if info.file != shard_name(info.index) or len(info.utt_ids) != len(info.lengths):
+        raise ShardIntegrityError(f"{path}: inconsistent shard record (file {info.file!r}, index {info.index})")
+    return info
+
+
+def verify_shard(directory: str | os.PathLike[str], info: ShardInfo) -> None:
+    """Check that the shard on disk is byte for byte what its job recorded; :class:`ShardIntegrityError` if not.
+
+    The message names the file and says what differs (missing, header, sha256), so the caller can quarantine it.
+    """
+    path = Path(directory) / info.file
+    if not path.is_file():
+        raise ShardIntegrityError(f"{path}: missing (its job recorded sha256 {info.sha256[:12]}...)", path)
+    actual = hash_file(path)
+    if actual != info.sha256:
+        raise ShardIntegrityError(
+            f"{path}: sha256 {actual[:12]}... differs from {info.sha256[:12]}... recorded by the job that wrote it: "
+            "the file changed after it was written",
+            path,
+        )
 
 
 def read_shard_info(path: str | os.PathLike[str]) -> ShardInfo:
@@ -451,11 +527,14 @@ def finalize(
     packages: Iterable[str] = (),
     n_shards: int | None = None,
     shard_infos: Sequence[ShardInfo] | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write ``index.parquet`` and then ``manifest.json``, making the store in ``directory`` complete.
 
-    Without ``shard_infos`` (the workflow's case: shards came from other jobs) every shard file is re-read
-    and hashed. ``n_shards``, when given, must match the shard files exactly, so a failed shard job or a
+    ``shard_infos`` are what the writers recorded (the workflow passes the shard jobs' records after checking the
+    files against them: :func:`verify_shard`); without them every shard file is re-read and hashed, which is only
+    right when this process wrote them. ``provenance`` (the code that wrote the store) goes into the manifest.
+    ``n_shards``, when given, must match the shard files exactly, so a failed shard job or a
     stale shard from an earlier run with more shards is an error instead of a silently different store.
     The directory must be named ``spec.version``: the version is a promise about the bytes inside.
     Returns the manifest.
@@ -488,6 +567,7 @@ def finalize(
         "index": {"file": INDEX_NAME, "sha256": hash_file(directory / INDEX_NAME), "rows": index.num_rows},
         "tables": _tables_entry(directory),
         "meta": canonical(dict(meta or {}), "meta"),
+        "provenance": canonical(dict(provenance or {}), "provenance"),
         CREATED_KEY: datetime.now(UTC).isoformat(timespec="seconds"),
     }
     write_json(manifest, directory / MANIFEST_NAME)
@@ -557,11 +637,18 @@ class ShardWriter:
     def add_table(self, name: str, table: pa.Table) -> Path:
         return add_table(self.directory, name, table)
 
-    def finalize(self, meta: Mapping[str, Any] | None = None, packages: Iterable[str] = ()) -> dict[str, Any]:
+    def finalize(
+        self,
+        meta: Mapping[str, Any] | None = None,
+        packages: Iterable[str] = (),
+        provenance: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         self.flush()
         if not self._infos:  # an empty feature set is still a store: one empty shard
             self._infos.append(write_shard(self.directory, 0, [], dims=self._dims))
-        manifest = finalize(self.directory, self.spec, meta=meta, packages=packages, shard_infos=self._infos)
+        manifest = finalize(
+            self.directory, self.spec, meta=meta, packages=packages, shard_infos=self._infos, provenance=provenance
+        )
         self._finalized = True
         return manifest
 

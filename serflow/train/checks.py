@@ -74,7 +74,7 @@ def dry_build(spec: Any, n_classes: int, section: Mapping[str, Any] | None) -> N
         hparams, _ = model_hparams(configured, dict.fromkeys(spec.features, PLACEHOLDER_DIM))
         with torch.device("meta"):
             spec.create(n_classes, **hparams)
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:  # torch raises RuntimeError for e.g. a negative size: one line, not a traceback
         raise ValueError(
-            f"models.{spec.family}: model {spec.name!r} cannot be built from this section: {exc}"
+            f"models.{spec.family}: model {spec.name!r} cannot be built from this section: {type(exc).__name__}: {exc}"
         ) from None

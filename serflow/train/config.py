@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 # Which hyperparameter a store's dims are passed as. Span tables describe structure, not features.
@@ -29,8 +30,25 @@ TEXT_STORES = frozenset({"glove", "bert", "roberta", "bert_utt", "roberta_utt"})
 STRUCTURE_PREFIX = "spans_"
 ROLE_HPARAM = {"audio": "audio_dim", "text": "text_dim"}
 
-# train: keys that change how a job runs but not what it computes; they must not trigger a rerun.
-RUN_ONLY_KEYS = ("models", "threads", "mem_mb", "runtime")
+# train: keys that change how a job runs but not what it computes; they must not trigger a rerun. `threads` is not
+# one of them: the CPU thread count changes the floating-point reduction order of torch's kernels, so the same
+# fold trained with 1 and 2 threads gives different bytes. The job uses exactly `train.threads` (whatever
+# `--cores` the run was given), records it, and a change reruns the training.
+RUN_ONLY_KEYS = ("models", "mem_mb", "runtime")
+TRAIN_SCRIPT = "train.py"  # workflow_scripts/: the train job's entry point, part of its code identity
+
+
+def metrics_path(results: str | Path) -> str:
+    """Where the compact numbers of ``results/{corpus}_{model}.json`` go: ``results/metrics/{corpus}_{model}.json``
+    (``compact_metrics`` in :mod:`serflow.train.run`; DVC's metrics file)."""
+    path = Path(results)
+    return (path.parent / "metrics" / path.name).as_posix()
+
+
+def fold_code(spec: Any) -> tuple[list[str], list[str], dict[str, Any]]:
+    """What a fold job's code identity is computed from (:func:`serflow.provenance.code_hash` arguments): the
+    train script and what it imports, the model's own module, and the model's registry entry as data."""
+    return [spec.module], [TRAIN_SCRIPT], spec.catalogue_entry()
 
 
 @dataclass(frozen=True)
@@ -67,7 +85,7 @@ class TrainSettings:
     batch_size: int = 32
     device: str = "auto"  # auto = CUDA when present, else CPU
     amp: bool = True  # mixed precision, on CUDA only
-    threads: int = 1
+    threads: int = 1  # CPU threads of the computation (changes the bytes; see RUN_ONLY_KEYS)
     mem_mb: int = 8000
     runtime: int = 240
     models: tuple[str, ...] = field(default_factory=tuple)

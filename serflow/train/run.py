@@ -8,13 +8,22 @@
   p_<class>...``);
 - ``history.tsv``: the training curves, one row per seed and epoch (losses, validation WA/UA, lr, best);
 - ``checkpoints/seed{s}.safetensors`` + ``seed{s}.json``: the selected weights of each seed;
-- ``run.json``: what varies between identical runs (wall time, device), kept apart from the metrics.
+- ``run.json``: what varies between identical runs (wall time, device, CPU, git checkout), kept apart from the
+  metrics.
 
-:func:`evaluate_model` aggregates the folds into ``results/{corpus}_{model}.json`` (``docs/results.md``).
+``metrics.json`` is written last and records the sha256 of every other output, the job's identity (its settings,
+inputs and code hash) and the code's provenance. Two processes never train one fold at once: the job holds a lock
+on the fold folder (:mod:`serflow.locks`), and a job that had to wait keeps the outputs another process finished
+for the same identity instead of training again. A feature store found damaged while loading is set aside so the
+next run rebuilds it (:func:`serflow.shards.reader.set_aside_damaged`).
+
+:func:`serflow.train.evaluate.evaluate_model` checks every fold's outputs against these hashes, then aggregates
+the folds into ``results/{corpus}_{model}.json`` (``docs/results.md``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -30,8 +39,18 @@ import pandas as pd
 import pyarrow as pa
 
 from serflow.io import write_json, write_parquet, write_text
-from serflow.train.config import OptimSettings, TrainSettings, check_hparams, family_settings, model_hparams
-from serflow.train.metrics import absent_class_warning, classification_metrics, mean_std
+from serflow.locks import LOCK_NAME, once
+from serflow.shards.version import canonical_json, hash_file
+from serflow.train.config import (
+    OptimSettings,
+    TrainSettings,
+    check_hparams,
+    family_settings,
+    fold_code,
+    model_hparams,
+)
+from serflow.train.evaluate import SCORE_KEYS, fold_damage
+from serflow.train.metrics import absent_class_warning, mean_std
 
 if TYPE_CHECKING:  # torch-importing modules, loaded by train_fold itself (evaluate_model needs no torch)
     from serflow.models import ModelSpec
@@ -40,9 +59,7 @@ if TYPE_CHECKING:  # torch-importing modules, loaded by train_fold itself (evalu
 
 log = logging.getLogger(__name__)
 
-RESULTS_FORMAT = "serflow-results/1"
 FOLD_FORMAT = "serflow-fold-metrics/1"
-SCORE_KEYS = ("wa", "ua", "macro_f1")
 
 
 @dataclass(frozen=True)
@@ -83,20 +100,71 @@ class FoldJob:
 
 
 def train_fold(job: FoldJob, out: FoldOutputs, *, progress: bool | None = None) -> dict[str, Any]:
-    """Train and score every seed of one fold; write the fold's outputs; return its metrics record."""
+    """Train and score every seed of one fold; write the fold's outputs; return its metrics record.
+
+    Holds the fold folder's lock while it runs; if another process held it and finished this very job meanwhile
+    (same identity, outputs intact), its outputs are kept and returned without training again.
+    """
     from serflow.models import get_spec
-    from serflow.train.data import build_fold_data, fold_assignment, open_stores, store_arrays
+
+    spec = get_spec(job.model)
+    _check_stores(job.model, spec.features, job.stores)
+    identity = job_identity(job, spec)
+    return once(
+        out.metrics.parent / LOCK_NAME,
+        lambda: completed_fold(out, identity),
+        lambda: _train_fold(job, spec, out, identity, progress),
+        what=f"{job.model} {job.protocol} fold {job.fold} ({out.metrics.parent})",
+    )
+
+
+def job_identity(job: FoldJob, spec: ModelSpec) -> str:
+    """A hash of everything that determines a fold job's outputs: settings, input files, store versions, code."""
+    from serflow.provenance import code_hash
+
+    payload = {
+        "corpus": job.corpus,
+        "model": job.model,
+        "protocol": job.protocol,
+        "fold": job.fold,
+        "classes": list(job.classes),
+        "train": job.train.result_params(),
+        "family_config": dict(job.family_config),
+        "text_source": job.text_source,
+        "label_merge": dict(job.label_merge),
+        "stores": {name: str(Path(path).name) for name, path in sorted(job.stores.items())},
+        "manifest": hash_file(job.manifest),
+        "folds": hash_file(job.folds),
+        "code": code_hash(*fold_code(spec)),
+    }
+    return hashlib.sha256(canonical_json(payload, "job").encode()).hexdigest()
+
+
+def completed_fold(out: FoldOutputs, identity: str) -> dict[str, Any] | None:
+    """The fold's metrics record if its outputs are complete, intact and were made for ``identity``; else None."""
+    try:
+        record = json.loads(out.metrics.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if record.get("job") != identity or not out.run.is_file() or fold_damage(out.metrics.parent, record):
+        return None
+    return record
+
+
+def _train_fold(
+    job: FoldJob, spec: ModelSpec, out: FoldOutputs, identity: str, progress: bool | None
+) -> dict[str, Any]:
+    from serflow.provenance import machine, provenance
+    from serflow.train.data import build_fold_data, fold_assignment
     from serflow.train.device import job_settings, resolve_runtime, seed_everything
 
     started = time.perf_counter()
-    spec = get_spec(job.model)
-    _check_stores(job.model, spec.features, job.stores)
+    code = provenance(*fold_code(spec))
     configured, optim = family_settings(job.family_config)
     check_hparams(spec.name, spec.builder(), configured)
     runtime = resolve_runtime(job.train.device, job.train.amp, job.train.threads)
-    feature_sets = open_stores({name: job.stores[name] for name in spec.features})
+    feature_sets, arrays = _load_stores({name: job.stores[name] for name in spec.features}, job.train.threads)
     hparams, warnings = model_hparams(configured, {name: fs.dims for name, fs in feature_sets.items()})
-    arrays = {name: store_arrays(fs, job.train.threads) for name, fs in feature_sets.items()}
     test_group, assignment = fold_assignment(pd.read_parquet(job.folds), job.protocol, job.fold)
     n_classes = len(job.classes)
     with job_settings(runtime):
@@ -116,7 +184,9 @@ def train_fold(job: FoldJob, out: FoldOutputs, *, progress: bool | None = None) 
                 f"fold {job.fold} ({test_group}): no test utterances left after dropping; nothing to score"
             )
         load_s = time.perf_counter() - started
-        seeds = [_run_seed(job, spec, hparams, optim, runtime, data, seed, out, progress) for seed in job.train.seeds]
+        seeds = [
+            _run_seed(job, spec, hparams, optim, runtime, data, seed, out, progress, code) for seed in job.train.seeds
+        ]
     context = {
         "features": {
             name: {
@@ -132,6 +202,8 @@ def train_fold(job: FoldJob, out: FoldOutputs, *, progress: bool | None = None) 
         "fixed": dict(spec.fixed),
         "optim": optim.as_dict(),
         "family": spec.family,
+        "job": identity,
+        "code": {"serflow": code["serflow"], "code_hash": code["code_hash"]},
     }
     record = _fold_record(job, data, [s["record"] for s in seeds], context, warnings)
     _write_fold_outputs(out, record, seeds, job.classes, data.splits["test"])
@@ -140,10 +212,33 @@ def train_fold(job: FoldJob, out: FoldOutputs, *, progress: bool | None = None) 
         "elapsed_s": elapsed,
         "load_s": load_s,
         "seed_s": {str(s["record"]["seed"]): s["seconds"] for s in seeds},
+        "runtime": {**runtime.describe(), "machine": machine()},
+        "git": code["git"],
+        "pid": os.getpid(),
     }
-    write_json({**run_info, "runtime": runtime.describe(), "pid": os.getpid()}, out.run)
+    write_json(run_info, out.run)
     log.info("fold %d (%s) done in %.1f s: UA %.4f, WA %.4f", job.fold, test_group, elapsed, record["ua"], record["wa"])
     return record
+
+
+def _load_stores(
+    paths: Mapping[str, str | os.PathLike[str]], threads: int
+) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """Open and load every store; a damaged one is set aside (rebuilt by the next run) and the job fails naming it."""
+    from serflow.shards.reader import FeatureSet, set_aside_damaged
+    from serflow.shards.writer import ShardIntegrityError
+    from serflow.train.data import store_arrays
+
+    feature_sets, arrays = {}, {}
+    for name, path in paths.items():
+        try:
+            feature_sets[name] = FeatureSet(path)
+            arrays[name] = store_arrays(feature_sets[name], threads)
+        except ShardIntegrityError as exc:
+            raise ShardIntegrityError(
+                f"feature store {name!r} is damaged: {exc}; {set_aside_damaged(path, exc)}"
+            ) from exc
+    return feature_sets, arrays
 
 
 def _check_stores(model: str, features: Sequence[str], stores: Mapping[str, Any]) -> None:
@@ -167,6 +262,7 @@ def _run_seed(
     seed: int,
     out: FoldOutputs,
     progress: bool | None,
+    code: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Train one seed, score the test split once with the selected weights, save the checkpoint."""
     from serflow.train.checkpoint import save_checkpoint
@@ -208,6 +304,7 @@ def _run_seed(
         "corpus": job.corpus,
         "protocol": job.protocol,
         "fold": job.fold,
+        "code": {"serflow": code["serflow"], "code_hash": code["code_hash"], "git": code["git"]},
         **record,
     }
     save_checkpoint(out.checkpoints, f"seed{seed}", fitted.state, meta)
@@ -264,10 +361,14 @@ def _absent_in_validation(job: FoldJob, valid: Split) -> str | None:
 def _write_fold_outputs(
     out: FoldOutputs, record: dict[str, Any], seeds: list[dict[str, Any]], classes: Sequence[str], test: Split
 ) -> None:
-    write_json(record, out.metrics)
+    """History and predictions, then ``metrics.json`` last, with the sha256 of every other output the job wrote."""
     history = pd.DataFrame([row for s in seeds for row in s["history"]])
     write_text(history.to_csv(sep="\t", index=False, lineterminator="\n"), out.history)
     write_parquet(_predictions_table(seeds, classes, test.ids, test.labels), out.predictions)
+    fold_dir = out.metrics.parent
+    written = [out.history, out.predictions, *sorted(out.checkpoints.iterdir())]
+    record["files"] = {p.relative_to(fold_dir).as_posix(): hash_file(p) for p in written if p.is_file()}
+    write_json(record, out.metrics)
 
 
 def _predictions_table(
@@ -298,137 +399,3 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
-
-
-def fold_index(folds: pd.DataFrame, protocol: str) -> dict[str, Any]:
-    """The folds of one protocol with their test group and split sizes (the workflow's list of fold jobs)."""
-    rows = folds[folds["protocol"] == protocol]
-    if rows.empty:
-        have = sorted(folds["protocol"].unique().tolist())
-        raise ValueError(f"the folds table has no protocol {protocol!r} (it has {have}); add it to folds.protocols")
-    entries = []
-    for fold, part in rows.groupby("fold", sort=True):
-        sizes = part["split"].value_counts().to_dict()
-        entries.append(
-            {
-                "fold": int(fold),
-                "test_group": str(part["test_group"].iloc[0]),
-                **{k: int(v) for k, v in sorted(sizes.items())},
-            }
-        )
-    return {"protocol": protocol, "folds": entries}
-
-
-# --- all folds of one model -------------------------------------------------------------------------------
-
-
-def evaluate_model(
-    fold_metrics: Sequence[str | os.PathLike[str]], fold_runs: Sequence[str | os.PathLike[str]] = ()
-) -> dict[str, Any]:
-    """The per-model results (``docs/results.md``) from the folds' ``metrics.json`` (and ``run.json``)."""
-    folds = sorted((_read_json(p) for p in fold_metrics), key=lambda r: r["fold"])
-    if not folds:
-        raise ValueError("no fold metrics to aggregate")
-    first = _check_consistent(folds)
-    labels = first["labels"]
-    seeds = [s["seed"] for s in first["seeds"]]
-    per_seed = [_seed_summary(folds, i, seed) for i, seed in enumerate(seeds)]
-    confusion = np.sum([f["confusion"] for f in folds], axis=0)
-    pooled = classification_metrics(confusion, labels)
-    runs = [_read_json(p) for p in fold_runs]
-    results: dict[str, Any] = {
-        "format": RESULTS_FORMAT,
-        **{k: first[k] for k in ("corpus", "model", "family", "protocol", "text_source", "labels", "label_merge")},
-        "n_folds": len(folds),
-        "seeds": seeds,
-        "folds": [_fold_summary(f) for f in folds],
-        "per_seed": per_seed,
-    }
-    for key in SCORE_KEYS:
-        results[key], results[f"{key}_std"] = mean_std([s[key] for s in per_seed])
-    results["fold_std"] = {key: mean_std([f[key] for f in folds])[1] for key in SCORE_KEYS}
-    results["pooled"] = {key: pooled[key] for key in SCORE_KEYS}
-    results["per_class_recall"] = pooled["per_class_recall"]
-    results["confusion"] = confusion.tolist()
-    results["features"] = {name: {k: v for k, v in f.items() if k != "path"} for name, f in first["features"].items()}
-    results["utterances"] = _utterance_summary(folds)
-    results["prepare_counts"] = _prepare_counts(folds)
-    for key in ("hparams", "fixed", "optim", "train"):
-        results[key] = first[key]
-    results["warnings"] = [w for f in folds for w in f["warnings"]]
-    # No wall times here: this file is DVC's metrics file and must be the same bytes for the same config
-    # (they stay in each fold's run.json and in the rules' benchmark files).
-    results["runtime"] = runs[0]["runtime"] if runs else None
-    return results
-
-
-def _read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def _check_consistent(folds: list[dict[str, Any]]) -> dict[str, Any]:
-    """All folds must come from one model, protocol, label set, seed list and feature versions."""
-    first = folds[0]
-    keys = ("corpus", "model", "protocol", "labels", "text_source", "features", "hparams", "optim", "train")
-    for f in folds[1:]:
-        for key in keys:
-            if f[key] != first[key]:
-                raise ValueError(f"fold {f['fold']} differs from fold {first['fold']} in {key!r}: cannot aggregate")
-        if [s["seed"] for s in f["seeds"]] != [s["seed"] for s in first["seeds"]]:
-            raise ValueError(f"fold {f['fold']} was trained with other seeds than fold {first['fold']}")
-    numbers = [f["fold"] for f in folds]
-    if len(set(numbers)) != len(numbers):
-        raise ValueError(f"fold numbers repeat: {numbers}")
-    return first
-
-
-def _seed_summary(folds: list[dict[str, Any]], index: int, seed: int) -> dict[str, Any]:
-    """One seed's cross-validated scores: the mean over folds of that seed's fold scores."""
-    return {
-        "seed": seed,
-        **{key: float(np.mean([f["seeds"][index]["test"][key] for f in folds])) for key in SCORE_KEYS},
-    }
-
-
-def _fold_summary(fold: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "fold": fold["fold"],
-        "test_group": fold["test_group"],
-        "n": fold["n"],
-        **{key: fold[key] for key in SCORE_KEYS},
-        **{f"{key}_std": fold[f"{key}_std"] for key in SCORE_KEYS},
-        "confusion": fold["confusion"],
-        "absent_classes": fold["absent_classes"],
-        "per_seed": [
-            {"seed": s["seed"], "best_epoch": s["best_epoch"], **{key: s["test"][key] for key in SCORE_KEYS}}
-            for s in fold["seeds"]
-        ],
-        "used": fold["utterances"]["used"],
-        "dropped": fold["utterances"]["dropped"],
-    }
-
-
-def _utterance_summary(folds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Utterances scored (each test utterance once) and those dropped, once each, with their reasons."""
-    dropped: dict[str, dict[str, str]] = {}
-    for f in folds:
-        for d in f["utterances"]["dropped_utterances"]:
-            dropped.setdefault(d["utt_id"], {"utt_id": d["utt_id"], "reason": d["reason"]})
-    reasons: dict[str, int] = {}
-    for d in dropped.values():
-        reasons[d["reason"]] = reasons.get(d["reason"], 0) + 1
-    return {
-        "used": int(sum(f["n"] for f in folds)),
-        "dropped": len(dropped),
-        "dropped_by_reason": dict(sorted(reasons.items())),
-        "dropped_utterances": sorted(dropped.values(), key=lambda d: d["utt_id"]),
-    }
-
-
-def _prepare_counts(folds: list[dict[str, Any]]) -> dict[str, int]:
-    """prepare() counts over the test splits: every utterance once across a leave-one-group-out protocol."""
-    total: dict[str, int] = {}
-    for f in folds:
-        for key, value in f["utterances"]["prepare_counts"].get("test", {}).items():
-            total[key] = total.get(key, 0) + int(value)
-    return dict(sorted(total.items()))

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
         utterance_words,
     )
 
-_HOMES = {
+_LAZY = {
     "OOV_POLICIES": "glove",
     "GloveFormatError": "glove",
     "GloveVectors": "glove",
@@ -57,7 +57,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
+    home = _LAZY.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(importlib.import_module(f"{__name__}.{home}"), name)

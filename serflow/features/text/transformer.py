@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from serflow.features.plan import MINILM_PACKAGE, TINY_ROBERTA_SEED, text_model_choice
+from serflow.features.text.choice import MINILM_PACKAGE, TINY_ROBERTA_SEED, text_model_choice
 from serflow.features.text.tiny_models import ensure_tiny_roberta
 
 log = logging.getLogger(__name__)

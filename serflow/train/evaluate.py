@@ -1,0 +1,215 @@
+"""The per-model results: every fold checked against what its job recorded, then aggregated (``docs/results.md``).
+
+:func:`evaluate_model` reads the folds' ``metrics.json`` (and ``run.json``), refuses a fold whose outputs changed
+after its job wrote them (:func:`check_fold`: the damaged files are set aside, so the next run retrains that fold
+alone), and writes nothing itself: the caller writes ``results/{corpus}_{model}.json`` and its compact sibling
+(:func:`compact_metrics`). No torch here: evaluation jobs stay light.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serflow.io import quarantine
+from serflow.shards.version import hash_file
+from serflow.train.metrics import classification_metrics, mean_std
+
+RESULTS_FORMAT = "serflow-results/1"
+SCORE_KEYS = ("wa", "ua", "macro_f1")
+
+
+def fold_damage(fold_dir: str | os.PathLike[str], record: Mapping[str, Any]) -> list[Path]:
+    """The fold's outputs that are missing or differ from the sha256 its job recorded in ``metrics.json``."""
+    fold_dir = Path(fold_dir)
+    damaged = []
+    for name, sha in record.get("files", {}).items():
+        path = fold_dir / name
+        if not path.is_file() or hash_file(path) != sha:
+            damaged.append(path)
+    return damaged
+
+
+def check_fold(metrics_path: str | os.PathLike[str], record: Mapping[str, Any]) -> None:
+    """Refuse a fold whose outputs changed after its job wrote them; set them aside so the next run retrains it.
+
+    The damaged files and the fold's ``metrics.json`` go to ``.damaged/`` (:func:`serflow.io.quarantine`), so
+    Snakemake sees the fold's outputs missing and reruns that fold's job alone.
+    """
+    metrics_path = Path(metrics_path)
+    if "files" not in record:
+        raise FoldIntegrityError(f"{metrics_path}: records no hashes of its outputs (written by an older serflow)")
+    damaged = fold_damage(metrics_path.parent, record)
+    if not damaged:
+        return
+    reason = f"differs from the sha256 recorded in {metrics_path} (changed after its job wrote it)"
+    for path in damaged:
+        if path.exists():
+            quarantine(path, f"{path} {reason}")
+    quarantine(metrics_path, f"{metrics_path}: fold outputs damaged: {[str(p) for p in damaged]}")
+    raise FoldIntegrityError(
+        f"{', '.join(map(str, damaged))}: missing or {reason}; set aside with {metrics_path.name} in "
+        f"{metrics_path.parent / '.damaged'}. Run the workflow again: it retrains this fold alone"
+    )
+
+
+class FoldIntegrityError(RuntimeError):
+    """A fold's outputs are not what its job wrote; the message names them."""
+
+
+def evaluate_model(
+    fold_metrics: Sequence[str | os.PathLike[str]], fold_runs: Sequence[str | os.PathLike[str]] = ()
+) -> dict[str, Any]:
+    """The per-model results (``docs/results.md``) from the folds' ``metrics.json`` (and ``run.json``)."""
+    records = [(Path(p), _read_json(p)) for p in fold_metrics]
+    problems = []
+    for path, record in records:
+        try:
+            check_fold(path, record)
+        except FoldIntegrityError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise FoldIntegrityError("; ".join(problems))
+    folds = sorted((record for _, record in records), key=lambda r: r["fold"])
+    if not folds:
+        raise ValueError("no fold metrics to aggregate")
+    runs_by_fold = {record["fold"]: _read_json(run) for (_, record), run in zip(records, fold_runs, strict=False)}
+    first = _check_consistent(folds)
+    labels = first["labels"]
+    seeds = [s["seed"] for s in first["seeds"]]
+    per_seed = [_seed_summary(folds, i, seed) for i, seed in enumerate(seeds)]
+    confusion = np.sum([f["confusion"] for f in folds], axis=0)
+    pooled = classification_metrics(confusion, labels)
+    runs = list(runs_by_fold.values())
+    results: dict[str, Any] = {
+        "format": RESULTS_FORMAT,
+        **{k: first[k] for k in ("corpus", "model", "family", "protocol", "text_source", "labels", "label_merge")},
+        "n_folds": len(folds),
+        "seeds": seeds,
+        "folds": [_fold_summary(f) for f in folds],
+        "per_seed": per_seed,
+    }
+    for key in SCORE_KEYS:
+        results[key], results[f"{key}_std"] = mean_std([s[key] for s in per_seed])
+    results["fold_std"] = {key: mean_std([f[key] for f in folds])[1] for key in SCORE_KEYS}
+    results["pooled"] = {key: pooled[key] for key in SCORE_KEYS}
+    results["per_class_recall"] = pooled["per_class_recall"]
+    results["confusion"] = confusion.tolist()
+    results["features"] = {name: {k: v for k, v in f.items() if k != "path"} for name, f in first["features"].items()}
+    results["utterances"] = _utterance_summary(folds)
+    results["prepare_counts"] = _prepare_counts(folds)
+    for key in ("hparams", "fixed", "optim", "train"):
+        results[key] = first[key]
+    results["warnings"] = [w for f in folds for w in f["warnings"]]
+    results["code"] = first["code"]
+    # No wall times here: the same config gives the same bytes (they stay in each fold's run.json and in the rules'
+    # benchmark files). What ran where does vary, and is recorded: device, CPU and git checkout of every fold.
+    results["runtime"] = runs[0]["runtime"] if runs else None
+    results["runs"] = [
+        {
+            "fold": f["fold"],
+            "machine": r["runtime"].get("machine"),
+            "threads": r["runtime"].get("threads"),
+            "git": r.get("git"),
+        }
+        for f, r in zip(folds, runs, strict=False)
+    ]
+    return results
+
+
+def compact_metrics(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The numbers of a results file and nothing else (DVC's metrics file: ``dvc metrics diff`` compares these)."""
+    out: dict[str, Any] = {key: results[key] for key in SCORE_KEYS}
+    out.update({f"{key}_std": results[f"{key}_std"] for key in SCORE_KEYS})
+    out["fold_std"] = dict(results["fold_std"])
+    out["pooled"] = dict(results["pooled"])
+    out["n"] = results["utterances"]["used"]
+    out["dropped"] = results["utterances"]["dropped"]
+    return out
+
+
+def _run_summary(run: Mapping[str, Any]) -> dict[str, Any]:
+    runtime = run.get("runtime", {})
+    return {
+        "device": runtime.get("device"),
+        "threads": runtime.get("threads"),
+        "machine": runtime.get("machine"),
+        "git": run.get("git"),
+    }
+
+
+def _read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _check_consistent(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """All folds must come from one model, protocol, label set, seed list and feature versions."""
+    first = folds[0]
+    keys = ("corpus", "model", "protocol", "labels", "text_source", "features", "hparams", "optim", "train")
+    for f in folds[1:]:
+        for key in keys:
+            if f[key] != first[key]:
+                raise ValueError(f"fold {f['fold']} differs from fold {first['fold']} in {key!r}: cannot aggregate")
+        if [s["seed"] for s in f["seeds"]] != [s["seed"] for s in first["seeds"]]:
+            raise ValueError(f"fold {f['fold']} was trained with other seeds than fold {first['fold']}")
+    numbers = [f["fold"] for f in folds]
+    if len(set(numbers)) != len(numbers):
+        raise ValueError(f"fold numbers repeat: {numbers}")
+    return first
+
+
+def _seed_summary(folds: list[dict[str, Any]], index: int, seed: int) -> dict[str, Any]:
+    """One seed's cross-validated scores: the mean over folds of that seed's fold scores."""
+    return {
+        "seed": seed,
+        **{key: float(np.mean([f["seeds"][index]["test"][key] for f in folds])) for key in SCORE_KEYS},
+    }
+
+
+def _fold_summary(fold: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "fold": fold["fold"],
+        "test_group": fold["test_group"],
+        "n": fold["n"],
+        **{key: fold[key] for key in SCORE_KEYS},
+        **{f"{key}_std": fold[f"{key}_std"] for key in SCORE_KEYS},
+        "confusion": fold["confusion"],
+        "absent_classes": fold["absent_classes"],
+        "per_seed": [
+            {"seed": s["seed"], "best_epoch": s["best_epoch"], **{key: s["test"][key] for key in SCORE_KEYS}}
+            for s in fold["seeds"]
+        ],
+        "used": fold["utterances"]["used"],
+        "dropped": fold["utterances"]["dropped"],
+    }
+
+
+def _utterance_summary(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Utterances scored (each test utterance once) and those dropped, once each, with their reasons."""
+    dropped: dict[str, dict[str, str]] = {}
+    for f in folds:
+        for d in f["utterances"]["dropped_utterances"]:
+            dropped.setdefault(d["utt_id"], {"utt_id": d["utt_id"], "reason": d["reason"]})
+    reasons: dict[str, int] = {}
+    for d in dropped.values():
+        reasons[d["reason"]] = reasons.get(d["reason"], 0) + 1
+    return {
+        "used": int(sum(f["n"] for f in folds)),
+        "dropped": len(dropped),
+        "dropped_by_reason": dict(sorted(reasons.items())),
+        "dropped_utterances": sorted(dropped.values(), key=lambda d: d["utt_id"]),
+    }
+
+
+def _prepare_counts(folds: list[dict[str, Any]]) -> dict[str, int]:
+    """prepare() counts over the test splits: every utterance once across a leave-one-group-out protocol."""
+    total: dict[str, int] = {}
+    for f in folds:
+        for key, value in f["utterances"]["prepare_counts"].get("test", {}).items():
+            total[key] = total.get(key, 0) + int(value)
+    return dict(sorted(total.items()))
