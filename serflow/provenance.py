@@ -45,7 +45,7 @@ PACKAGE = "serflow"
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parent
 SCRIPTS_DIR = REPO_ROOT / "workflow_scripts"
-CATALOGUES = frozenset({"serflow.models.registry"})
+CATALOGUES = frozenset({"serflow.models.registry", "serflow.models.catalog"})
 # Environment variables with which the numeric libraries choose (or are told) which vector instructions to use.
 ISA_ENV = (
     "ATEN_CPU_CAPABILITY",

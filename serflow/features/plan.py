@@ -15,6 +15,7 @@ catalogue of stores and :class:`~serflow.features.stores.Plan` are in :mod:`serf
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,21 @@ STORE_SCRIPTS: dict[str, tuple[str, ...]] = {
     "glove": ("build_glove.py",),
     "spans": ("build_spans.py",),
 }
+
+
+@functools.cache
+def _extractor_defaults(feature: str) -> dict[str, Any]:
+    from serflow.config_check import load_schema
+
+    properties = load_schema()["$defs"][feature]["properties"]
+    return {name: spec["default"] for name, spec in properties.items()}
+
+
+def extractor_params(feature: str, configured: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Every parameter of an acoustic extractor, defaults filled in from ``config/schema.yaml`` (the same defaults
+    Snakemake's validation fills in): ``mfcc39: {}`` and the defaults spelt out are one store, not two, and the
+    version is the same whether the config went through the workflow or was read by hand."""
+    return {**_extractor_defaults(feature), **dict(configured or {})}
 
 
 def store_code(feature: str) -> dict[str, Any]:
@@ -77,7 +93,7 @@ def plan(config: Mapping[str, Any], corpus: str, feature: str) -> Plan:
     if kind == "acoustic":
         if feature not in features["acoustic"]:
             raise ValueError(f"feature {feature!r} is not configured under features.acoustic")
-        params = dict(features["acoustic"][feature] or {})
+        params = extractor_params(feature, features["acoustic"][feature])
         return Plan(corpus, feature, kind, params, feature, inputs=inputs, **store_code(feature))
     inputs["text"] = text_recipe(config)
     if kind == "glove":

@@ -81,59 +81,25 @@ def get_spec(name: str) -> ModelSpec:
 
 
 # --------------------------------------------------------------------------------- the catalogue
-# WISE (Shen et al., Interspeech 2020) and the ablations of its Tables 1-2: one class, selected by flags
-# (their meaning is in serflow/models/wise.py's docstring).
-
-WISE_PAPER = "Shen et al., WISE: Word-Level Interaction-Based Multimodal Fusion for SER, Interspeech 2020"
+# Every model of the seed papers (serflow/models/catalog.py: data only), registered by name.
 
 
-def wise_flags(
-    audio: bool = True,
-    text: bool = True,
-    hierarchy: str = "phone",
-    interaction: bool = True,
-    pooling: str = "attention",
-) -> dict[str, Any]:
-    return {"audio": audio, "text": text, "hierarchy": hierarchy, "interaction": interaction, "pooling": pooling}
+def _register_catalogue() -> None:
+    from serflow.models.catalog import FAMILIES
+
+    for family in FAMILIES:
+        for name, variant in family.variants.items():
+            register(
+                ModelSpec(
+                    name=name,
+                    build=family.build,
+                    features=variant.features,
+                    family=family.name,
+                    description=variant.description,
+                    paper=family.paper,
+                    fixed=dict(variant.fixed),
+                )
+            )
 
 
-WISE_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "wise": ("WISE: hierarchical audio (HR) + interaction LSTMs (IM) + attention and FC (DMF)", wise_flags()),
-    "wise_audio": (
-        "WISE audio only (Table 1): HR -> audio LSTM -> attention -> FC",
-        wise_flags(text=False, interaction=False),
-    ),
-    "wise_text": (
-        "WISE text only (Table 1): GloVe -> text LSTM -> attention -> FC",
-        wise_flags(audio=False, interaction=False),
-    ),
-    "wise_im_dmf": (
-        "WISE IM+DMF (Table 2): no hierarchy, a word is the mean of its frames",
-        wise_flags(hierarchy="mean"),
-    ),
-    "wise_hr_dmf": (
-        "WISE HR+DMF (Table 2): no interaction matrix, independent LSTMs",
-        wise_flags(interaction=False),
-    ),
-    "wise_im_hr": (
-        "WISE IM+HR (Table 2): no attention layer, FC on the last hidden states",
-        wise_flags(pooling="last"),
-    ),
-    "wise_hr_minus": (
-        "WISE IM+DMF+HR- (Table 2): frames straight to words, no phone level",
-        wise_flags(hierarchy="frame"),
-    ),
-}
-
-for _name, (_description, _fixed) in WISE_VARIANTS.items():
-    register(
-        ModelSpec(
-            name=_name,
-            build="serflow.models.wise:build",
-            features=(("mfcc39", "spans_mfcc39") if _fixed["audio"] else ()) + (("glove",) if _fixed["text"] else ()),
-            family="wise",
-            description=_description,
-            paper=WISE_PAPER,
-            fixed=_fixed,
-        )
-    )
+_register_catalogue()

@@ -117,9 +117,9 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 from serflow.models.base import Sample, SerModel
-from serflow.models.registry import WISE_PAPER, WISE_VARIANTS
+from serflow.models.catalog import WISE, variants_of
 
-PAPER = WISE_PAPER
+PAPER = WISE.paper
 HIERARCHIES = ("phone", "frame", "mean")  # frames->phones->words (HR), frames->words (HR-), mean of frames (no HR)
 COUNT_KEYS = ("words_truncated", "phones_truncated", "frames_truncated", "spans_clipped", "phones_widened")
 
@@ -510,4 +510,4 @@ def build(n_classes: int, **hparams: Any) -> Wise:
     return Wise(n_classes, **hparams)
 
 
-VARIANTS = WISE_VARIANTS  # name -> (description, flags); registered in serflow.models.registry
+VARIANTS = variants_of(WISE)  # name -> (description, flags); registered in serflow.models.registry

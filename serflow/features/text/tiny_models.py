@@ -63,8 +63,8 @@ def build_tiny_roberta(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
     try:
         vocab_size = _save_tokenizer(tmp)
         _save_model(tmp, vocab_size, seed)
-        _make_shareable(tmp)
-        _move_into_place(tmp, out_dir)
+        make_shareable(tmp)
+        move_into_place(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
@@ -151,14 +151,14 @@ def _save_model(folder: Path, vocab_size: int, seed: int) -> None:
     model.save_pretrained(folder)
 
 
-def _make_shareable(folder: Path) -> None:
+def make_shareable(folder: Path) -> None:
     """mkdtemp and the safetensors writer create private modes; the model is an ordinary shared artifact."""
     folder.chmod(0o755)
     for item in folder.iterdir():
         item.chmod(0o644)
 
 
-def _move_into_place(tmp: Path, out_dir: Path) -> None:
+def move_into_place(tmp: Path, out_dir: Path) -> None:
     """Rename the finished build onto ``out_dir``; if a concurrent build won, keep the winner (same bytes)."""
     if out_dir.exists():
         shutil.rmtree(out_dir)
