@@ -1,10 +1,10 @@
 # Features into the versioned store (serflow/shards, format in features/README.md):
 #   features/{corpus}/{feature}/{version}/manifest.json, index.parquet, shard-NNNNN.safetensors,
-#   utterances.parquet, dropped.parquet (+ words/phones tables for glove and spans_*)
+#   utterances.parquet, dropped.parquet (+ words/phones tables for glove and spans_*, vocabulary for word_ids)
 # {version} is computed at parse time from the parameters (rules/common.smk: feature_plan), so a
 # changed parameter names a new folder and `snakemake -n` lists exactly the jobs that rebuild it.
 # Acoustic and transformer stores: one job per shard of utterances (features.shards), then one
-# finalize job. GloVe and spans are vectorised over the corpus: one job each.
+# finalize job. GloVe, word_ids, bert_tokens and spans are vectorised over the corpus: one job each.
 
 
 rule acoustic_shard:
@@ -102,6 +102,44 @@ rule glove:
         "../envs/features.yaml"
     script:
         "../workflow_scripts/build_glove.py"
+
+
+rule word_ids:
+    input:
+        unpack(text_inputs),
+    output:
+        manifest="features/{corpus}/word_ids/{version}/manifest.json",
+    params:
+        plan=lambda wc: checked_plan(wc, "word_ids"),
+    log:
+        "logs/{corpus}/features/word_ids-{version}.log",
+    benchmark:
+        "logs/{corpus}/features/word_ids-{version}.benchmark.tsv"
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/features.yaml"
+    script:
+        "../workflow_scripts/build_word_ids.py"
+
+
+rule bert_tokens:
+    input:
+        unpack(text_inputs),
+    output:
+        manifest="features/{corpus}/bert_tokens/{version}/manifest.json",
+    params:
+        plan=lambda wc: checked_plan(wc, "bert_tokens"),
+    log:
+        "logs/{corpus}/features/bert_tokens-{version}.log",
+    benchmark:
+        "logs/{corpus}/features/bert_tokens-{version}.benchmark.tsv"
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/features.yaml"
+    script:
+        "../workflow_scripts/build_bert_tokens.py"
 
 
 rule spans:

@@ -65,7 +65,7 @@ def frontend_inputs(wildcards):
 
 def report_model_inputs(wildcards):
     """The model's results and, from every fold, its training history and test predictions."""
-    protocol = TRAIN[wildcards.corpus].protocol
+    protocol = model_train(wildcards.corpus, wildcards.model).protocol
     prefix = f"models/{wildcards.corpus}/{wildcards.model}/{protocol}/fold"
     folds = fold_numbers(wildcards.corpus, protocol)
     return {

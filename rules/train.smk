@@ -29,6 +29,14 @@ def _checked_training():
 TRAIN = _checked_training()  # per corpus: the merged train settings (checked, with the model names)
 
 
+@functools.cache
+def model_train(corpus, model):
+    """The train settings of one model on one corpus: its family's (models.<family>.train) merged in."""
+    from serflow.train.checks import corpus_settings
+
+    return corpus_settings(config, corpus, model)
+
+
 def model_spec(model):
     from serflow.models import get_spec
 
@@ -74,7 +82,7 @@ def fold_numbers(corpus, protocol):
 
 
 def evaluate_inputs(wildcards):
-    protocol = TRAIN[wildcards.corpus].protocol
+    protocol = model_train(wildcards.corpus, wildcards.model).protocol
     prefix = f"models/{wildcards.corpus}/{wildcards.model}/{protocol}/fold"
     folds = fold_numbers(wildcards.corpus, protocol)
     return {
@@ -130,7 +138,7 @@ rule train:
         code=train_code,  # a change to the code it runs reruns it
         family=family_config,
         # what changes the numbers (not memory, runtime or the list of models: no rerun for those)
-        train=lambda wc: TRAIN[wc.corpus].result_params(),
+        train=lambda wc: model_train(wc.corpus, wc.model).result_params(),
         labels=lambda wc: corpus_spec(wc.corpus)["labels"],
         merge=lambda wc: corpus_spec(wc.corpus).get("merge", {}),
         text_source=config["text_source"],
@@ -138,11 +146,11 @@ rule train:
         "logs/{corpus}/train/{model}/{protocol}/fold{fold}.log",
     benchmark:
         "logs/{corpus}/train/{model}/{protocol}/fold{fold}.benchmark.tsv"
-    threads: lambda wc: TRAIN[wc.corpus].threads
+    threads: lambda wc: model_train(wc.corpus, wc.model).threads
     resources:
         gpu=1,
-        mem_mb=lambda wc: TRAIN[wc.corpus].mem_mb,
-        runtime=lambda wc: TRAIN[wc.corpus].runtime,
+        mem_mb=lambda wc: model_train(wc.corpus, wc.model).mem_mb,
+        runtime=lambda wc: model_train(wc.corpus, wc.model).runtime,
     conda:
         "../envs/train.yaml"
     script:
@@ -159,6 +167,7 @@ rule evaluate:
         model=MODEL_PATTERN,
     params:
         code=code_of("evaluate.py"),  # a change to the code it runs reruns it
+        corpus_spec=lambda wc: {k: v for k, v in corpus_spec(wc.corpus).items() if k in ("format", "synth")},
     log:
         "logs/{corpus}/evaluate/{model}.log",
     benchmark:

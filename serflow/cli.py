@@ -211,6 +211,36 @@ def _cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models_list(args: argparse.Namespace) -> int:
+    import json
+
+    from serflow.models.describe import DescribeError, format_model_list, model_rows
+
+    try:
+        rows = model_rows(args.family)
+    except DescribeError as exc:
+        print(f"serflow: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(rows, indent=2) if args.json else format_model_list(rows), end="\n" if args.json else "")
+    return 0
+
+
+def _cmd_models_describe(args: argparse.Namespace) -> int:
+    import json
+
+    from serflow.models.describe import DescribeError, describe_model, format_description
+
+    try:
+        info = describe_model(
+            args.name, config=args.config, sets=args.set, outputs=args.outputs, dims=args.dims, depth=args.depth
+        )
+    except DescribeError as exc:
+        print(f"serflow: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(info, indent=2) if args.json else format_description(info), end="\n" if args.json else "")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="serflow",
@@ -374,6 +404,44 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("files", nargs="*", type=Path, help="result files (default: results/*.json)")
     results.add_argument("--markdown", action="store_true", help="a Markdown table")
     results.set_defaults(func=_cmd_results)
+
+    models = commands.add_parser("models", help="list the registered models, or describe one without any data")
+    model_steps = models.add_subparsers(dest="step", required=True, metavar="STEP")
+    models_list = model_steps.add_parser(
+        "list",
+        help="every registered model: family, stores read, paper row, description",
+        description="Every model selectable by name in train.models, grouped by family: the feature stores it "
+        "reads, the row of its paper's tables it reproduces, and what it is.",
+    )
+    models_list.add_argument("--family", help="only this family's models (e.g. gban)")
+    models_list.add_argument("--json", action="store_true", help="a JSON list instead of the table")
+    models_list.set_defaults(func=_cmd_models_list)
+    models_describe = model_steps.add_parser(
+        "describe",
+        help="build a model on the meta device: module tree, parameter counts, its settings",
+        description="Build NAME as the trainer would (the config's models.<family> section, the variant's flags, "
+        "the stores' dims) on torch's meta device: no data, no memory, no weights read. Prints the module tree, "
+        "parameters per top-level module (trainable and frozen) and the model's own settings()/describe().",
+    )
+    models_describe.add_argument("name", help="a registered model name (serflow models list)")
+    models_describe.add_argument(
+        "--config", type=Path, help="config whose models.<family> section is used (default: config/config.yaml)"
+    )
+    models_describe.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="one hyperparameter, value as YAML; repeatable"
+    )
+    models_describe.add_argument(
+        "--outputs", type=int, help="classes (outputs) of the head (default: the demo corpus's labels, 4)"
+    )
+    models_describe.add_argument(
+        "--dims",
+        action="append",
+        metavar="STORE=D",
+        help="a feature store's dims (default: the offline stores', e.g. glove 50; glove=300 is the paper's)",
+    )
+    models_describe.add_argument("--depth", type=int, default=4, help="levels of the module tree shown (default 4)")
+    models_describe.add_argument("--json", action="store_true", help="everything as JSON")
+    models_describe.set_defaults(func=_cmd_models_describe)
     return parser
 
 

@@ -210,6 +210,8 @@ def model_param_keys(config: Mapping[str, Any], corpus: str, model: str) -> list
             keys.append("features.glove")
         elif kind == "transformer":
             keys += [f"features.{store.removesuffix('_utt')}", "features.transformer.max_length"]
+        elif kind == "bert_tokens":
+            keys += ["features.bert", "features.bert_tokens"]
         elif kind == "spans":
             keys.append(f"features.acoustic.{store.removeprefix('spans_')}")
         reads_words = reads_words or kind != "acoustic"

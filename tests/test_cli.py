@@ -23,6 +23,9 @@ SUBCOMMANDS = [
     ["train"],
     ["evaluate"],
     ["results"],
+    ["models"],
+    ["models", "list"],
+    ["models", "describe"],
 ]
 
 
@@ -37,8 +40,9 @@ def test_help_everywhere(words: list[str], capsys) -> None:
 def test_every_subcommand_is_covered() -> None:
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices  # argparse keeps no public accessor
-    steps = set(commands["corpus"]._subparsers._group_actions[0].choices)
-    assert steps == {w[1] for w in SUBCOMMANDS if len(w) == 2}
+    for command in ("corpus", "models"):
+        steps = set(commands[command]._subparsers._group_actions[0].choices)
+        assert steps == {w[1] for w in SUBCOMMANDS if len(w) == 2 and w[0] == command}
     assert set(commands) == {w[0] for w in SUBCOMMANDS if w}, "add new commands to SUBCOMMANDS"
 
 

@@ -39,7 +39,7 @@ def test_the_wise_section_is_what_the_builder_takes() -> None:
     flags = {"audio", "text", "hierarchy", "interaction", "pooling"}  # set by the variant's name, not by config
     dims = {"audio_dim", "text_dim"}  # measured from the stores
     accepted = set(inspect.signature(Wise.__init__).parameters) - {"self", "n_classes"} - flags - dims
-    assert set(node["properties"]) - {"optim"} == accepted
+    assert set(node["properties"]) - {"optim", "train"} == accepted
 
 
 def test_the_shipped_config_is_valid() -> None:

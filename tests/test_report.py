@@ -12,12 +12,11 @@ import pandas as pd
 import pytest
 
 from serflow.report import plots
+from serflow.report.figures import PAPER_FIGURES, load_paper_figures
 from serflow.report.summary import (
-    PAPER_FIGURES,
     benchmark_table,
     fold_rows,
     frontend_summary,
-    load_paper_figures,
     match_benchmarks,
     mean_history,
     prediction_pairs,
@@ -87,14 +86,24 @@ def test_paper_figures_name_registered_models_and_a_table() -> None:
         assert figures["sources"][entry["source"]]["dataset"] == "IEMOCAP"
 
 
-@pytest.mark.skipif(not (SEED_PAPERS / "000_587b3c9f44418dc6.txt").exists(), reason="the seed papers are not here")
+@pytest.mark.skipif(not SEED_PAPERS.is_dir(), reason="the seed papers are not here")
 def test_paper_figures_are_printed_in_the_paper() -> None:
-    """Every WA / UA pair is a row of the paper's text, exactly as printed: no number invented."""
-    text = (SEED_PAPERS / "000_587b3c9f44418dc6.txt").read_text(encoding="utf-8")
+    """Every figure is in its paper's text, exactly as printed: a WA / UA row, or a fold column of a table."""
     figures = load_paper_figures()
     for model, entry in figures["models"].items():
-        line = f"{entry['row']} {entry['wa']:.3f} {entry['ua']:.3f}"
-        assert re.search(rf"^{re.escape(line)}$", text, re.M), (model, line)
+        source = figures["sources"][entry["source"]]
+        text = (SEED_PAPERS / source["seed_file"]).read_text(encoding="utf-8")
+        digits = source["decimals"]
+        if entry.get("ua") is not None:
+            line = f"{entry['row']} {entry['wa']:.{digits}f} {entry['ua']:.{digits}f}"
+            assert re.search(rf"^{re.escape(line)}$", text, re.M), (model, line)
+        if entry.get("folds_wa"):
+            lines = text.split(f"{entry['folds_table']}:", 1)[1].splitlines()[:30]
+            column = entry["folds_column"]
+            rows = {int(ln.split()[0]): ln.split()[1:] for ln in lines if re.match(r"^[1-5] 0\.", ln)}
+            assert [rows[k][column] for k in range(1, 6)] == [f"{v:.{digits}f}" for v in entry["folds_wa"]], model
+            avg = next(ln.split()[1:] for ln in lines if ln.startswith("Avg "))
+            assert avg[column] == f"{entry['wa']:.{digits}f}", model
 
 
 def test_bad_paper_figures_are_refused(tmp_path: Path) -> None:
@@ -148,10 +157,12 @@ def test_html_page_holds_the_table_and_the_folds() -> None:
 
 
 def test_fold_rows_list_every_fold_of_every_model() -> None:
-    rows = fold_rows([fake_result("wise", 0.7, 0.7), fake_result("wise_text", 0.5, 0.5)])
-    assert len(rows) == 6
+    gban = {**fake_result("gban", 0.6, 0.6), "model": "gban", "paper": {"folds_wa": [0.6911, 0.7737, 0.677]}}
+    rows = fold_rows([fake_result("wise", 0.7, 0.7), fake_result("wise_text", 0.5, 0.5), gban])
+    assert len(rows) == 9
     assert rows[0] == {"model": "wise", "fold": 1, "test_group": "Session1", "n": 20, "wa": pytest.approx(0.65),
-                       "ua": pytest.approx(0.65), "macro_f1": pytest.approx(0.64)}  # fmt: skip
+                       "ua": pytest.approx(0.65), "macro_f1": pytest.approx(0.64), "paper_wa": None}  # fmt: skip
+    assert [r["paper_wa"] for r in rows[6:]] == [0.6911, 0.7737, 0.677]  # the paper's own folds, where printed
 
 
 # --------------------------------------------------------------------------------- curves, predictions

@@ -7,7 +7,7 @@ from serflow.logs import log_to_file
 from serflow.train.evaluate import compact_metrics, evaluate_model
 
 log_to_file(snakemake.log[0])
-results = evaluate_model(snakemake.input.metrics, snakemake.input.runs)
+results = evaluate_model(snakemake.input.metrics, snakemake.input.runs, snakemake.params.corpus_spec)
 write_json(results, snakemake.output.results)
 write_json(compact_metrics(results), snakemake.output.metrics)
 logging.getLogger("evaluate").info(

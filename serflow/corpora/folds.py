@@ -65,7 +65,7 @@ def _loso(labelled: pd.DataFrame, group_col: str, protocol: str, seed: int, frac
             split[(labelled["speaker"] == partner).to_numpy()] = "valid"
         else:
             rng = np.random.default_rng([seed, PROTOCOLS.index(protocol), fold])
-            split[_stratified_pick(labelled, ~is_test, fraction, rng)] = "valid"
+            split[stratified_pick(labelled, ~is_test, fraction, rng)] = "valid"
         test_group = f"Session{group}" if group_col == "session" else str(group)
         parts.append(
             pd.DataFrame(
@@ -89,7 +89,7 @@ def _partner_speaker(labelled: pd.DataFrame, speaker: str) -> str | None:
     return speakers[1] if speakers[0] == speaker else speakers[0]
 
 
-def _stratified_pick(labelled: pd.DataFrame, pool: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+def stratified_pick(labelled: pd.DataFrame, pool: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
     """Row positions of a per-class ``fraction`` of the pool (at least one per class with two or more)."""
     picked = []
     for label in sorted(labelled.loc[pool, "label"].unique()):

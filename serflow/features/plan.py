@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from serflow.features.acoustic import EXTRACTOR_MODULES
-from serflow.features.stores import SPANS_PREFIX, UTT_SUFFIX, Plan, kind_of
+from serflow.features.stores import BERT_TOKENS, SPANS_PREFIX, UTT_SUFFIX, WORD_IDS, Plan, kind_of
 from serflow.features.text.choice import text_model_choice
 from serflow.provenance import code_hash
 from serflow.shards.version import feature_version, hash_strings
@@ -35,6 +35,8 @@ STORE_SCRIPTS: dict[str, tuple[str, ...]] = {
     "acoustic": ("extract_acoustic.py", "finalize_features.py"),
     "transformer": ("extract_transformer.py", "finalize_features.py"),
     "glove": ("build_glove.py",),
+    WORD_IDS: ("build_word_ids.py",),
+    BERT_TOKENS: ("build_bert_tokens.py",),
     "spans": ("build_spans.py",),
 }
 
@@ -100,6 +102,18 @@ def plan(config: Mapping[str, Any], corpus: str, feature: str) -> Plan:
         glove = {"path": None, "oov": "zero", "seed": 0, **features.get("glove", {})}
         params = {**glove, "source": _glove_source(glove["path"])}
         return Plan(corpus, feature, kind, params, "glove", inputs=inputs, **store_code(feature))
+    if kind == WORD_IDS:  # no parameter: every aligned word, lower-cased, ids in sorted order of the types
+        return Plan(corpus, feature, kind, {}, WORD_IDS, inputs=inputs, **store_code(feature))
+    if kind == BERT_TOKENS:  # the tokenizer of the configured BERT, resolved as the bert store resolves it
+        cfg = features["bert"]
+        choice = text_model_choice("bert", cfg["model"], cfg.get("path"))
+        params = {
+            "model": cfg["model"],
+            "path": cfg.get("path"),
+            "resolved": choice.label,
+            "max_tokens": features.get(BERT_TOKENS, {}).get("max_tokens", 128),
+        }
+        return Plan(corpus, feature, kind, params, BERT_TOKENS, inputs=inputs, **store_code(feature))
     if kind == "transformer":
         base = feature.removesuffix(UTT_SUFFIX)
         cfg = features[base]

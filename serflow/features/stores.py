@@ -7,6 +7,9 @@ Stores (``kind`` in :func:`kind_of`):
 * ``transformer`` (``bert``, ``roberta``): one row per aligned word, and their ``*_utt`` companion stores with one
   mean-pooled row per utterance (same version, written by the same jobs);
 * ``glove``: one row per aligned word (one job; lookups are vectorised);
+* ``word_ids``: one row per aligned word, the same rows as ``glove``: the word's id ``[N, 1]`` in the corpus-wide
+  table of lower-cased word types (one job, table ``vocabulary``);
+* ``bert_tokens``: per utterance the configured BERT's WordPiece ids ``[L, 1]``, ``[CLS] ... [SEP]`` (one job);
 * ``spans_{acoustic}``: one row per phone, ``word_index, frame_start, frame_end`` over that acoustic store's frames
   (one job), plus the word and phone tables WISE's hierarchy needs.
 
@@ -25,28 +28,34 @@ from serflow.shards.version import feature_version
 
 ACOUSTIC = ("mfcc39", "gban52", "logmel64", "mfcc120", "waveform")
 SPANS_PREFIX = "spans_"
+WORD_IDS = "word_ids"
+BERT_TOKENS = "bert_tokens"
+TOKEN_STORES = (WORD_IDS, BERT_TOKENS)  # integer ids as float32 [rows, 1]; each store is its own kind
 UTT_SUFFIX = "_utt"
 
 
 def feature_names(features_config: Mapping[str, Any]) -> list[str]:
     """Every store the ``features`` config section defines, in a stable order."""
     names = [a for a in ACOUSTIC if a in features_config["acoustic"]]
-    names += ["glove"] + [n for t in TRANSFORMERS for n in (t, t + UTT_SUFFIX)]
+    names += ["glove", WORD_IDS] + [n for t in TRANSFORMERS for n in (t, t + UTT_SUFFIX)] + [BERT_TOKENS]
     names += [SPANS_PREFIX + a for a in features_config.get("spans", ["mfcc39"])]
     return names
 
 
 def kind_of(feature: str) -> str:
-    """``acoustic`` | ``glove`` | ``transformer`` | ``spans``, or an error listing the known stores."""
+    """``acoustic`` | ``glove`` | ``word_ids`` | ``bert_tokens`` | ``transformer`` | ``spans``, or an error listing
+    the known stores."""
     if feature in ACOUSTIC:
         return "acoustic"
     if feature == "glove":
         return "glove"
+    if feature in TOKEN_STORES:
+        return feature
     if feature.removesuffix(UTT_SUFFIX) in TRANSFORMERS:
         return "transformer"
     if feature.startswith(SPANS_PREFIX) and feature.removeprefix(SPANS_PREFIX) in ACOUSTIC:
         return "spans"
-    known = [*ACOUSTIC, "glove", *TRANSFORMERS, *(t + UTT_SUFFIX for t in TRANSFORMERS)]
+    known = [*ACOUSTIC, "glove", *TRANSFORMERS, *(t + UTT_SUFFIX for t in TRANSFORMERS), *TOKEN_STORES]
     raise ValueError(f"unknown feature {feature!r}; known: {', '.join(known)}, spans_<acoustic>")
 
 

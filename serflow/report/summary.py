@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
-PAPER_FIGURES = Path(__file__).with_name("paper_figures.yaml")
+from serflow.report.figures import comparable
 
 SUMMARY_COLUMNS = (
     "model",
@@ -48,38 +47,11 @@ SUMMARY_COLUMNS = (
     "paper_row",
     "paper_source",
 )
-FOLD_COLUMNS = ("model", "fold", "test_group", "n", "wa", "ua", "macro_f1")
+FOLD_COLUMNS = ("model", "fold", "test_group", "n", "wa", "ua", "macro_f1", "paper_wa")
 HISTORY_COLUMNS = ("train_loss", "val_loss", "val_wa", "val_ua")
 
 
 # --------------------------------------------------------------------------------- paper figures
-
-
-def load_paper_figures(path: str | os.PathLike[str] = PAPER_FIGURES) -> dict[str, Any]:
-    """``{"sources": {...}, "models": {model: {wa, ua, row, source, table, note?}}}``, checked.
-
-    A figure is a number in [0, 1] as printed, or absent; every entry names a known source and a table.
-    """
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    sources, models = data.get("sources") or {}, data.get("models") or {}
-    for model, entry in models.items():
-        for key in ("source", "table", "row"):
-            if not entry.get(key):
-                raise ValueError(f"{path}: models.{model} has no {key!r}")
-        if entry["source"] not in sources:
-            raise ValueError(f"{path}: models.{model}.source {entry['source']!r} is not under sources")
-        for key in ("wa", "ua"):
-            value = entry.get(key)
-            if value is not None and not (isinstance(value, int | float) and 0 <= value <= 1):
-                raise ValueError(f"{path}: models.{model}.{key} = {value!r} is not a fraction")
-    return {"sources": sources, "models": models}
-
-
-def comparable(corpus_spec: Mapping[str, Any], source: Mapping[str, Any]) -> bool:
-    """Whether our corpus is the data set a paper reports on (a synthetic corpus never is)."""
-    return not corpus_spec.get("synth") and str(corpus_spec.get("format", "")).lower() == str(
-        source.get("dataset", "")
-    ).lower().replace("-", "")
 
 
 # --------------------------------------------------------------------------------- per model
@@ -112,9 +84,29 @@ def summary_rows(results: Sequence[Mapping[str, Any]], figures: Mapping[str, Any
                 "paper_dataset": source.get("dataset"),
                 "paper_row": paper.get("row"),
                 "paper_source": f"{source['paper']}, {paper['table']}" if paper else None,
+                "paper_decimals": source.get("decimals", 3),
             }
         )
     return rows
+
+
+def _fold_comparison(results: Sequence[Mapping[str, Any]], figures: Mapping[str, Any]) -> list[str]:
+    """WA per fold, ours beside the paper's, for the models whose paper prints them (GBAN's Tables 1-2)."""
+    lines: list[str] = []
+    for r in results:
+        entry = figures["models"].get(r["model"]) or {}
+        paper = entry.get("folds_wa")
+        if not paper:
+            continue
+        if not lines:
+            lines = ["", "WA per fold, ours / the paper's (the paper prints these for its own folds):", ""]
+            n = max(len(x["folds"]) for x in results)
+            lines += ["| model | " + " | ".join(f"fold {k}" for k in range(1, n + 1)) + " |"]
+            lines += ["|" + "|".join("---" for _ in range(n + 1)) + "|"]
+        ours = {f["fold"]: f["wa"] for f in r["folds"]}
+        cells = [f"{ours[k]:.3f} / {v:.4f}" if k in ours else f"- / {v:.4f}" for k, v in enumerate(paper, start=1)]
+        lines.append(f"| `{r['model']}` | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _cell(value: Any, digits: int = 4) -> str:
@@ -183,11 +175,12 @@ def summary_markdown(
             score(row, "wa"),
             score(row, "ua"),
             f"{row['macro_f1']:.3f}",
-            _cell(row["paper_wa"], 3),
-            _cell(row["paper_ua"], 3),
+            _cell(row["paper_wa"], row["paper_decimals"]),
+            _cell(row["paper_ua"], row["paper_decimals"]),
             paper,
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += _fold_comparison(results, figures)
     for key in sorted(sources_used):
         source = figures["sources"][key]
         details = "; ".join(filter(None, (source.get("dataset"), source.get("labels"), source.get("protocol"))))
@@ -289,20 +282,24 @@ def _inline(text: str) -> str:
 
 
 def fold_rows(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """WA / UA / macro-F1 (means over seeds) per model and fold."""
-    return [
-        {
-            "model": r["model"],
-            "fold": f["fold"],
-            "test_group": f["test_group"],
-            "n": f["n"],
-            "wa": f["wa"],
-            "ua": f["ua"],
-            "macro_f1": f["macro_f1"],
-        }
-        for r in results
-        for f in r["folds"]
-    ]
+    """WA / UA / macro-F1 (means over seeds) per model and fold, and the paper's WA of that fold where printed."""
+    rows = []
+    for r in results:
+        paper = ((r.get("paper") or {}).get("folds_wa")) or []
+        for f in r["folds"]:
+            rows.append(
+                {
+                    "model": r["model"],
+                    "fold": f["fold"],
+                    "test_group": f["test_group"],
+                    "n": f["n"],
+                    "wa": f["wa"],
+                    "ua": f["ua"],
+                    "macro_f1": f["macro_f1"],
+                    "paper_wa": paper[f["fold"] - 1] if 0 < f["fold"] <= len(paper) else None,
+                }
+            )
+    return rows
 
 
 def rows_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:

@@ -17,12 +17,19 @@ from serflow.train.config import TrainSettings, check_hparams, family_settings, 
 PLACEHOLDER_DIM = 8  # feature dims at parse time, before the stores exist
 
 
-def corpus_settings(config: Mapping[str, Any], corpus: str) -> TrainSettings:
-    """The merged, checked ``train`` settings of one corpus; errors name the config keys."""
+def corpus_settings(config: Mapping[str, Any], corpus: str, model: str | None = None) -> TrainSettings:
+    """The merged, checked ``train`` settings of one corpus, or of one model on it (its family's settings merged
+    in: :func:`~serflow.train.config.merge_train_config`); errors name the config keys."""
+    family = None
+    if model is not None:
+        from serflow.models import get_spec
+
+        family = get_spec(model).family
     try:
-        return TrainSettings.from_config(merge_train_config(config, corpus))
+        return TrainSettings.from_config(merge_train_config(config, corpus, family))
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"train (with corpora.{corpus}.train over it): {exc}") from None
+        where = f"models.{family}.train, corpora.{corpus}.train and .families.{family}" if family else ""
+        raise ValueError(f"train (with {where or f'corpora.{corpus}.train'} over it): {exc}") from None
 
 
 def check_training_config(config: Mapping[str, Any], build_models: bool = True) -> dict[str, TrainSettings]:
@@ -36,15 +43,17 @@ def check_training_config(config: Mapping[str, Any], build_models: bool = True) 
     settings = {corpus: corpus_settings(config, corpus) for corpus in config["corpora"]}
     protocols = config.get("folds", {}).get("protocols", [])
     for corpus, s in settings.items():
-        if s.models and protocols and s.protocol not in protocols:
-            raise ValueError(
-                f"train.protocol of corpus {corpus} is {s.protocol!r}, not one of folds.protocols {protocols}"
-            )
         for name in s.models:
             try:
                 get_spec(name)
             except ValueError as exc:
                 raise ValueError(f"train.models (corpus {corpus}): {exc}") from None
+            protocol = corpus_settings(config, corpus, name).protocol
+            if protocols and protocol not in protocols:
+                raise ValueError(
+                    f"model {name} on corpus {corpus} is trained with protocol {protocol!r}, which is not one of "
+                    f"folds.protocols {protocols}"
+                )
     families = sorted({spec.family for spec in MODELS.values()})
     models_config = config.get("models") or {}
     for family in models_config:

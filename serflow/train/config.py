@@ -27,6 +27,7 @@ from typing import Any
 # Which hyperparameter a store's dims are passed as. Span tables describe structure, not features.
 AUDIO_STORES = frozenset({"mfcc39", "gban52", "logmel64", "mfcc120", "waveform"})
 TEXT_STORES = frozenset({"glove", "bert", "roberta", "bert_utt", "roberta_utt"})
+TOKEN_STORES = frozenset({"word_ids", "bert_tokens"})  # integer ids (vocabularies are the models' business)
 STRUCTURE_PREFIX = "spans_"
 ROLE_HPARAM = {"audio": "audio_dim", "text": "text_dim"}
 
@@ -35,6 +36,8 @@ ROLE_HPARAM = {"audio": "audio_dim", "text": "text_dim"}
 # fold trained with 1 and 2 threads gives different bytes. The job uses exactly `train.threads` (whatever
 # `--cores` the run was given), records it, and a change reruns the training.
 RUN_ONLY_KEYS = ("models", "mem_mb", "runtime")
+CLASS_WEIGHTS = ("none", "balanced")
+SELECTIONS = ("ua", "wa", "loss")
 TRAIN_SCRIPT = "train.py"  # workflow_scripts/: the train job's entry point, part of its code identity
 
 
@@ -51,16 +54,58 @@ def fold_code(spec: Any) -> tuple[list[str], list[str], dict[str, Any]]:
     return [spec.module], [TRAIN_SCRIPT], spec.catalogue_entry()
 
 
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "keras_decay", "linear_warmup", "plateau")
+
+
 @dataclass(frozen=True)
 class OptimSettings:
-    """Adam with L2 ``weight_decay`` (added to the gradient, as torch's Adam does; not AdamW) and the
-    Keras-style time-based decay ``lr_t = lr / (1 + lr_decay * step)``, ``step`` counting optimizer
-    steps (Keras's legacy ``decay`` argument, which the WISE paper's "decay rate" refers to)."""
+    """A family's optimiser and learning-rate schedule (``models.<family>.optim``), each the paper's where it says.
 
+    ``name``: ``adam`` (L2 ``weight_decay`` added to the gradient as torch's Adam does, not AdamW; ``betas``,
+    ``eps``; ``bias_correction: false`` is the original BERT optimiser, which the CNN14 paper's BERT used) or
+    ``sgd`` (``momentum``, ``nesterov``). ``schedule``:
+
+    - ``constant``;
+    - ``keras_decay``: ``lr / (1 + lr_decay * step)``, ``step`` counting optimizer steps (Keras's legacy
+      ``decay``, which the WISE paper's "decay rate" refers to);
+    - ``linear_warmup``: linear from 0 to ``lr`` over ``warmup_steps``, then linear to 0 at ``total_steps``
+      (constant after the warm-up when ``total_steps`` is null);
+    - ``plateau``: ``lr *= plateau_factor`` after ``plateau_patience`` epochs without a lower validation loss
+      (PyTorch's ReduceLROnPlateau, as the MultiModal-ER code).
+
+    ``grad_clip`` clips the global gradient norm. ``encoder_lr`` gives a model's pretrained encoder its own
+    learning rate (models with ``parameter_groups()``, e.g. WavFusion's wav2vec 2.0); null: ``lr`` for all.
+    """
+
+    name: str = "adam"
     lr: float = 1.0e-3
-    lr_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1.0e-8
+    bias_correction: bool = True
+    momentum: float = 0.0
+    nesterov: bool = False
     weight_decay: float = 0.0
+    schedule: str = "constant"
+    lr_decay: float = 0.0
+    warmup_steps: int = 0
+    total_steps: int | None = None
+    plateau_patience: int = 5
+    plateau_factor: float = 0.5
     grad_clip: float | None = None  # max global gradient norm; None = no clipping
+    encoder_lr: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in OPTIMIZERS:
+            raise ValueError(f"optim.name must be one of {OPTIMIZERS}, got {self.name!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.lr_decay and self.schedule != "keras_decay":
+            raise ValueError("optim.lr_decay is the keras_decay schedule's: set schedule: keras_decay with it")
+        if self.nesterov and (self.name != "sgd" or self.momentum <= 0):
+            raise ValueError("optim.nesterov needs name: sgd and a momentum > 0")
+        if self.schedule == "linear_warmup" and self.total_steps is not None and self.total_steps <= self.warmup_steps:
+            raise ValueError("optim.total_steps must be larger than optim.warmup_steps")
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None) -> OptimSettings:
@@ -68,10 +113,16 @@ class OptimSettings:
         unknown = sorted(set(section) - {f for f in cls.__dataclass_fields__})
         if unknown:
             raise ValueError(f"unknown optim settings {unknown}; known: {sorted(cls.__dataclass_fields__)}")
+        if "betas" in section:
+            section["betas"] = tuple(section["betas"])
+        if section.get("lr_decay") and "schedule" not in section:  # the WISE config's short form
+            section["schedule"] = "keras_decay"
         return cls(**section)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = asdict(self)
+        values["betas"] = list(self.betas)
+        return values
 
 
 @dataclass(frozen=True)
@@ -89,6 +140,9 @@ class TrainSettings:
     mem_mb: int = 8000
     runtime: int = 240
     models: tuple[str, ...] = field(default_factory=tuple)
+    class_weights: str = "none"  # none | balanced: each class weighted n / (classes * count) in the training loss
+    selection: str = "ua"  # the validation score that picks the kept epoch and stops early: ua | wa | loss
+    validation_fraction: float | None = None  # redraw a fold's validation split as this share of its training part
 
     def __post_init__(self) -> None:
         if not self.seeds:
@@ -101,6 +155,12 @@ class TrainSettings:
             raise ValueError("train.patience must be at least 1 (or null: no early stopping)")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"train.device must be auto, cpu or cuda, got {self.device!r}")
+        if self.class_weights not in CLASS_WEIGHTS:
+            raise ValueError(f"train.class_weights must be one of {CLASS_WEIGHTS}, got {self.class_weights!r}")
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"train.selection must be one of {SELECTIONS}, got {self.selection!r}")
+        if self.validation_fraction is not None and not 0 < self.validation_fraction < 1:
+            raise ValueError(f"train.validation_fraction must be in (0, 1), got {self.validation_fraction}")
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> TrainSettings:
@@ -124,24 +184,36 @@ class TrainSettings:
         return {k: v for k, v in self.as_dict().items() if k not in RUN_ONLY_KEYS}
 
 
-def merge_train_config(config: Mapping[str, Any], corpus: str) -> dict[str, Any]:
-    """The global ``train:`` section with ``corpora.<corpus>.train`` merged over it, key by key."""
+def merge_train_config(config: Mapping[str, Any], corpus: str, family: str | None = None) -> dict[str, Any]:
+    """The ``train`` settings of ``corpus`` (and, given one, of a model ``family`` on it), merged key by key:
+
+    ``train`` (every model, every corpus) < ``models.<family>.train`` (the family's paper: its epochs, optimiser's
+    batch size, class weights, validation share) < ``corpora.<corpus>.train`` (this corpus, e.g. the demo's short
+    runs) < ``corpora.<corpus>.families.<family>`` (this family on this corpus).
+    """
     merged = dict(config.get("train") or {})
-    merged.update(config["corpora"][corpus].get("train") or {})
+    spec = config["corpora"][corpus]
+    if family is not None:
+        merged.update(((config.get("models") or {}).get(family) or {}).get("train") or {})
+    merged.update(spec.get("train") or {})
+    if family is not None:
+        merged.update((spec.get("families") or {}).get(family) or {})
     return merged
 
 
 def family_settings(section: Mapping[str, Any] | None) -> tuple[dict[str, Any], OptimSettings]:
     """A family's section of ``models:`` split into the builder's hyperparameters and the ``optim:`` settings
-    (an absent section means the builder's defaults and :class:`OptimSettings`' defaults)."""
+    (an absent section means the builder's defaults and :class:`OptimSettings`' defaults); its ``train:``
+    settings are :func:`merge_train_config`'s."""
     hparams = dict(section or {})
+    hparams.pop("train", None)
     optim = OptimSettings.from_config(hparams.pop("optim", None))
     return hparams, optim
 
 
 def store_role(store: str) -> str | None:
-    """``audio`` or ``text`` for a feature store, None for a structure table (``spans_*``)."""
-    if store.startswith(STRUCTURE_PREFIX):
+    """``audio`` or ``text`` for a feature store, None for a structure table (``spans_*``) or token ids."""
+    if store.startswith(STRUCTURE_PREFIX) or store in TOKEN_STORES:
         return None
     if store in AUDIO_STORES:
         return "audio"

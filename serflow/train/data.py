@@ -93,6 +93,27 @@ def fold_assignment(folds: pd.DataFrame, protocol: str, fold: int) -> tuple[str,
     return str(groups[0]), assignment
 
 
+def redraw_validation(
+    assignment: Mapping[str, Sequence[str]], labels_by_utt: Mapping[str, str | None], fraction: float, fold: int
+) -> dict[str, list[str]]:
+    """The fold with its validation split drawn again: a class-stratified ``fraction`` of its training and
+    validation utterances together (a family whose paper holds out another share, e.g. GBAN's 5 %); the test split
+    is untouched, so the test fold still never takes part in model selection. Deterministic per fold and fraction.
+    """
+    from serflow.corpora.folds import stratified_pick
+
+    pool = sorted([*assignment.get("train", ()), *assignment.get("valid", ())])
+    table = pd.DataFrame({"utt_id": pool, "label": [labels_by_utt.get(u) for u in pool]})
+    usable = table["label"].notna().to_numpy()
+    rng = np.random.default_rng([fold, round(fraction * 1_000_000)])
+    picked = set(table["utt_id"].to_numpy()[stratified_pick(table, usable, fraction, rng)])
+    return {
+        "train": [u for u in pool if u not in picked],
+        "valid": [u for u in pool if u in picked],
+        "test": list(assignment.get("test", ())),
+    }
+
+
 def store_arrays(store: FeatureSet, threads: int | None = None) -> dict[str, np.ndarray]:
     """Every utterance of a store as a view into one array read in a single pass (no per-utterance reads)."""
     data, offsets, ids = store.load_all(threads=threads)

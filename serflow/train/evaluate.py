@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from serflow.io import quarantine
+from serflow.report.figures import paper_entry
 from serflow.shards.version import hash_file
 from serflow.train.metrics import classification_metrics, mean_std
 
@@ -63,7 +64,9 @@ class FoldIntegrityError(RuntimeError):
 
 
 def evaluate_model(
-    fold_metrics: Sequence[str | os.PathLike[str]], fold_runs: Sequence[str | os.PathLike[str]] = ()
+    fold_metrics: Sequence[str | os.PathLike[str]],
+    fold_runs: Sequence[str | os.PathLike[str]] = (),
+    corpus_spec: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The per-model results (``docs/results.md``) from the folds' ``metrics.json`` (and ``run.json``)."""
     records = [(Path(p), _read_json(p)) for p in fold_metrics]
@@ -105,6 +108,11 @@ def evaluate_model(
     results["prepare_counts"] = _prepare_counts(folds)
     for key in ("hparams", "fixed", "optim", "train"):
         results[key] = first[key]
+    # the model as built (fold 1; a model with a training-split vocabulary differs by a few rows per fold: see folds)
+    results["parameters"] = first.get("parameters")
+    results["model_settings"] = first.get("model_settings", {})
+    # the paper's own figures for this model, with their data set and whether it is this corpus's
+    results["paper"] = paper_entry(first["model"], corpus_spec)
     results["warnings"] = [w for f in folds for w in f["warnings"]]
     results["code"] = first["code"]
     # No wall times here: the same config gives the same bytes (they stay in each fold's run.json and in the rules'
@@ -186,6 +194,10 @@ def _fold_summary(fold: dict[str, Any]) -> dict[str, Any]:
         ],
         "used": fold["utterances"]["used"],
         "dropped": fold["utterances"]["dropped"],
+        "parameters": fold.get("parameters", {}).get("total"),
+        "fold_hparams": fold.get("fold_hparams", {}),
+        "fold_fit": fold.get("fold_fit", {}),
+        "oov": fold.get("oov", {}),
     }
 
 

@@ -1,16 +1,19 @@
 """The training loop every model shares: seeded, early-stopped, and selected on the validation split only.
 
 Per seed: seed every generator, build the model, then for at most ``epochs`` epochs shuffle the training
-utterances (a generator of the seed's own), train with Adam + Keras-style lr decay (+ optional gradient
-clipping), and score the validation split. The weights of the epoch with the best validation UA (ties:
-lower validation loss, then the earlier epoch) are kept; training stops after ``patience`` epochs without
-a better one. The test split is not touched here at all: the caller scores it once, with the selected
-weights, so the test fold can never influence which epoch is kept.
+utterances (a generator of the seed's own), train with the family's optimiser and learning-rate schedule
+(:mod:`serflow.train.optim`; optional gradient clipping) on the task loss (cross-entropy, class-weighted with
+``class_weights: balanced``) plus whatever the model adds (``training_loss``, e.g. WavFusion's margin loss), and
+score the validation split. The weights of the epoch with the best validation score (``selection``: UA, WA or
+loss; ties: the other of score and loss, then the earlier epoch) are kept; training stops after ``patience``
+epochs without a better one. The test split is not touched here at all: the caller scores it once, with the
+selected weights, so the test fold can never influence which epoch is kept.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +29,7 @@ from serflow.train.config import OptimSettings, TrainSettings
 from serflow.train.data import Split
 from serflow.train.device import Runtime, seed_everything
 from serflow.train.metrics import classification_metrics, confusion_matrix
+from serflow.train.optim import Schedule, build_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +63,21 @@ class FitResult:
 
 
 class Selector:
-    """Model selection and early stopping on validation scores (UA first, then lower loss)."""
+    """Model selection and early stopping on validation scores: ``selection`` (UA by default, or WA) first, then
+    lower loss; or (``selection="loss"``) lower loss first, then UA."""
 
-    def __init__(self, patience: int | None) -> None:
+    def __init__(self, patience: int | None, selection: str = "ua") -> None:
         self.patience = patience
+        self.selection = selection
         self.best_epoch = 0
-        self.best: tuple[float, float] = (-math.inf, -math.inf)  # (UA, -loss): larger is better
+        self.best: tuple[float, float] = (-math.inf, -math.inf)  # larger is better
 
-    def update(self, epoch: int, val_ua: float, val_loss: float) -> bool:
+    def update(self, epoch: int, val_ua: float, val_loss: float, val_wa: float | None = None) -> bool:
         """Record an epoch's scores; True when it is the new best (strictly better, so ties keep the earlier)."""
-        score = (val_ua, -val_loss)
+        if self.selection == "loss":
+            score = (-val_loss, val_ua)
+        else:
+            score = (val_wa if self.selection == "wa" and val_wa is not None else val_ua, -val_loss)
         if score > self.best:
             self.best, self.best_epoch = score, epoch
             return True
@@ -78,9 +87,14 @@ class Selector:
         return self.patience is not None and epoch - self.best_epoch >= self.patience
 
 
-def keras_decay(lr_decay: float) -> Callable[[int], float]:
-    """The lr multiplier after ``step`` optimizer steps: ``1 / (1 + lr_decay * step)``."""
-    return lambda step: 1.0 / (1.0 + lr_decay * step)
+def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Balanced class weights, ``n / (classes * count)`` (scikit-learn's ``balanced``), over the classes present
+    in ``y``; a class absent from the training split gets weight 1 (it contributes no term anyway)."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.ones(n_classes)
+    weights[present] = len(y) / (present.sum() * counts[present])
+    return weights.astype(np.float32)
 
 
 def fit(
@@ -103,17 +117,29 @@ def fit(
         raise ValueError("no validation utterances: model selection needs the validation split")
     seed_everything(seed)
     model = make_model().to(runtime.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, keras_decay(optim.lr_decay))
+    optimizer = build_optimizer(model, optim)
+    schedule = Schedule(optimizer, optim)
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.uses_scaler)
     order = torch.Generator().manual_seed(seed)
-    selector, history, best_state, stopped = Selector(settings.patience), [], _cpu_state(model), False
+    weight = None
+    if settings.class_weights == "balanced":
+        weight = torch.from_numpy(class_weights(train.y, len(classes))).to(runtime.device)
+    criterion = functools.partial(_cross_entropy_loss, weight=weight)
+    selector, history, best_state, stopped = (
+        Selector(settings.patience, settings.selection),
+        [],
+        _cpu_state(model),
+        False,
+    )
     for epoch in _epochs(settings.epochs, progress, desc):
-        loss = _train_epoch(model, train, settings.batch_size, optimizer, schedule, scaler, optim, runtime, order)
+        loss = _train_epoch(
+            model, train, settings.batch_size, optimizer, schedule, scaler, optim, runtime, order, criterion
+        )
         logits = predict(model, valid.samples, settings.batch_size, runtime)
-        record = _epoch_record(epoch, loss, logits, valid.y, classes, schedule.get_last_lr()[0])
+        record = _epoch_record(epoch, loss, logits, valid.y, classes, schedule.lr)
         history.append(record)
-        if selector.update(epoch, record.val_ua, record.val_loss):
+        schedule.after_epoch(record.val_loss)
+        if selector.update(epoch, record.val_ua, record.val_loss, record.val_wa):
             best_state = _cpu_state(model)
         log.info(
             "%s epoch %d: train loss %.4f, val loss %.4f, val WA %.4f, val UA %.4f%s",
@@ -169,11 +195,12 @@ def _train_epoch(
     train: Split,
     batch_size: int,
     optimizer: torch.optim.Optimizer,
-    schedule: torch.optim.lr_scheduler.LRScheduler,
+    schedule: Schedule,
     scaler: torch.amp.GradScaler,
     optim: OptimSettings,
     runtime: Runtime,
     order: torch.Generator,
+    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
 ) -> float:
     """One pass over the shuffled training utterances; returns the mean training loss."""
     model.train()
@@ -186,15 +213,14 @@ def _train_epoch(
         target = y[idx].to(runtime.device)
         optimizer.zero_grad(set_to_none=True)
         with _autocast(runtime):
-            logits = model(batch)
-        loss = F.cross_entropy(logits.float(), target)
+            loss, _ = model.training_loss(batch, target, criterion)
         scaler.scale(loss).backward()
         if optim.grad_clip is not None:
             scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
         scaler.step(optimizer)
         scaler.update()
-        schedule.step()
+        schedule.after_step()
         total += float(loss.detach()) * len(idx)
     return total / len(permutation)
 
@@ -208,6 +234,11 @@ def _epoch_record(
 
 def _metrics(logits: np.ndarray, y: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
     return classification_metrics(confusion_matrix(y, logits.argmax(axis=1), len(classes)), classes)
+
+
+def _cross_entropy_loss(outputs: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """The categorical task's loss (in float32 also under autocast), class-weighted where ``weight`` is given."""
+    return F.cross_entropy(outputs.float(), target, weight=weight)
 
 
 def _cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:

@@ -154,8 +154,9 @@ def completed_fold(out: FoldOutputs, identity: str) -> dict[str, Any] | None:
 def _train_fold(
     job: FoldJob, spec: ModelSpec, out: FoldOutputs, identity: str, progress: bool | None
 ) -> dict[str, Any]:
+    from serflow.models.describe import parameter_summary
     from serflow.provenance import machine, provenance
-    from serflow.train.data import build_fold_data, fold_assignment
+    from serflow.train.data import build_fold_data, fold_assignment, redraw_validation
     from serflow.train.device import job_settings, resolve_runtime, seed_everything
 
     started = time.perf_counter()
@@ -166,13 +167,17 @@ def _train_fold(
     feature_sets, arrays = _load_stores({name: job.stores[name] for name in spec.features}, job.train.threads)
     hparams, warnings = model_hparams(configured, {name: fs.dims for name, fs in feature_sets.items()})
     test_group, assignment = fold_assignment(pd.read_parquet(job.folds), job.protocol, job.fold)
+    labels_by_utt = _labels_by_utt(job.manifest)
+    if job.train.validation_fraction is not None:  # the family's own validation share (GBAN: 5 %)
+        assignment = redraw_validation(assignment, labels_by_utt, job.train.validation_fraction, job.fold)
     n_classes = len(job.classes)
     with job_settings(runtime):
         seed_everything(job.train.seeds[0])
+        preparer = spec.create(n_classes, **hparams)
         data = build_fold_data(
-            spec.create(n_classes, **hparams),
+            preparer,
             arrays,
-            _labels_by_utt(job.manifest),
+            labels_by_utt,
             job.classes,
             protocol=job.protocol,
             fold=job.fold,
@@ -183,10 +188,17 @@ def _train_fold(
             raise ValueError(
                 f"fold {job.fold} ({test_group}): no test utterances left after dropping; nothing to score"
             )
+        # What the model fits on the training split before training (a vocabulary): sizes go into its
+        # hyperparameters (recorded in the checkpoints, so they rebuild), the rest is set by init_fold per seed.
+        fit_samples = fitting_samples(preparer, data)
+        fold_hparams = _json_ready(preparer.fold_hparams(fit_samples))
         load_s = time.perf_counter() - started
+        built = {**hparams, **fold_hparams}
         seeds = [
-            _run_seed(job, spec, hparams, optim, runtime, data, seed, out, progress, code) for seed in job.train.seeds
+            _run_seed(job, spec, built, optim, runtime, data, seed, out, progress, code, fit_samples)
+            for seed in job.train.seeds
         ]
+        model = seeds[0]["model"]
     context = {
         "features": {
             name: {
@@ -199,9 +211,14 @@ def _train_fold(
             for name, fs in feature_sets.items()
         },
         "hparams": hparams,
+        "fold_hparams": fold_hparams,
         "fixed": dict(spec.fixed),
         "optim": optim.as_dict(),
         "family": spec.family,
+        "parameters": parameter_summary(model),
+        "model_settings": model_settings(model),
+        "fold_fit": seeds[0]["fold_fit"],
+        "oov": _oov_by_split(model, data),
         "job": identity,
         "code": {"serflow": code["serflow"], "code_hash": code["code_hash"]},
     }
@@ -263,6 +280,7 @@ def _run_seed(
     out: FoldOutputs,
     progress: bool | None,
     code: Mapping[str, Any],
+    fit_samples: Sequence[dict[str, np.ndarray]],
 ) -> dict[str, Any]:
     """Train one seed, score the test split once with the selected weights, save the checkpoint."""
     from serflow.train.checkpoint import save_checkpoint
@@ -270,8 +288,15 @@ def _run_seed(
 
     started = time.perf_counter()
     splits, n_classes = data.splits, len(job.classes)
+    fold_fit: dict[str, Any] = {}
+
+    def make_model() -> Any:  # called by fit() after seeding: the seed's initial weights, then the fold's fit
+        model = spec.create(n_classes, **hparams)
+        fold_fit.update(model.init_fold(fit_samples))
+        return model
+
     model, fitted = fit(
-        lambda: spec.create(n_classes, **hparams),
+        make_model,
         splits["train"],
         splits["valid"],
         job.classes,
@@ -313,7 +338,50 @@ def _run_seed(
         "history": fitted.history_rows(),
         "logits": logits,
         "seconds": time.perf_counter() - started,
+        "model": model,
+        "fold_fit": _json_ready(fold_fit),
     }
+
+
+def fitting_samples(model: Any, data: FoldData) -> list[dict[str, np.ndarray]]:
+    """The prepared samples a model fits its fold-level state on: the training split, or the splits the model
+    names in ``vocabulary_splits`` (MultiModal-ER's report built its vocabulary from all of them: a leak kept only
+    as a setting)."""
+    splits = getattr(model, "vocabulary_splits", ("train",))
+    return [sample for name in splits for sample in data.splits[name].samples]
+
+
+def model_settings(model: Any) -> dict[str, Any]:
+    """What a model reports about itself (``settings()`` or ``describe()``): resolved paper/code choices, the
+    pretrained weights it loaded, its width... recorded in every fold and result."""
+    for name in ("settings", "describe"):
+        method = getattr(model, name, None)
+        if callable(method):
+            return _json_ready(method())
+    return {}
+
+
+def _oov_by_split(model: Any, data: FoldData) -> dict[str, Any]:
+    """Per split, the share of words outside the model's vocabulary (models with a vocabulary only)."""
+    oov = getattr(model, "oov_stats", None)
+    if not callable(oov):
+        return {}
+    return {name: _json_ready(oov(split.samples)) for name, split in data.splits.items() if len(split)}
+
+
+def _json_ready(value: Any) -> Any:
+    """Plain JSON types (NumPy scalars and arrays, tuples, paths made into Python numbers, lists, strings)."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
 
 def _fold_record(

@@ -8,7 +8,8 @@ covers only the code that writes it (:mod:`serflow.provenance`):
   the job wrote) and two small Parquet parts (``parts/utterances-NNNNN``, ``parts/dropped-NNNNN``);
 * :mod:`.finalize`: verifies every shard against the hash its job recorded (never re-certifies what is on disk),
   merges the parts and writes ``index.parquet`` and, last, ``manifest.json``;
-* :mod:`.glove` and :mod:`.spans`: a whole store in one job (vectorised, seconds for IEMOCAP).
+* :mod:`.glove`, :mod:`.word_ids`, :mod:`.bert_tokens` and :mod:`.spans`: a whole store in one job (vectorised,
+  seconds for IEMOCAP).
 
 Nothing is lost silently: every labelled utterance of the manifest is either stored or listed in the store's
 ``dropped.parquet`` with the reason (unreadable audio, too short for one frame, no aligned words, non-finite
