@@ -64,8 +64,18 @@ def train_code(wildcards):
 
 
 def family_config(wildcards):
-    """The model family's config section (models.<family>): the train job's rerun trigger."""
-    return config.get("models", {}).get(model_spec(wildcards.model).family, {})
+    """The model family's config section on this corpus (models.<family>, with corpora.<corpus>.families.<family>
+    over it): the train job's rerun trigger."""
+    from serflow.train.config import family_section
+
+    return family_section(config, wildcards.corpus, model_spec(wildcards.model).family)
+
+
+def reduced_config(wildcards):
+    """What this corpus changes in the family's hyperparameters (recorded; the summary marks the rows)."""
+    from serflow.train.config import reduced_settings
+
+    return reduced_settings(config, wildcards.corpus, model_spec(wildcards.model).family)
 
 
 def train_inputs(wildcards):
@@ -137,6 +147,7 @@ rule train:
     params:
         code=train_code,  # a change to the code it runs reruns it
         family=family_config,
+        reduced=reduced_config,
         # what changes the numbers (not memory, runtime or the list of models: no rerun for those)
         train=lambda wc: model_train(wc.corpus, wc.model).result_params(),
         labels=lambda wc: corpus_spec(wc.corpus)["labels"],

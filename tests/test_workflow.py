@@ -9,6 +9,8 @@ import pytest
 import yaml
 from conftest import REPO, run_snakemake
 
+from serflow.models import get_spec
+
 
 def _config(tmp_path: Path, **corpora_overrides: dict) -> Path:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -105,3 +107,26 @@ def test_real_corpus_through_the_workflow(tmp_path: Path) -> None:
     done = run_snakemake(tmp_path, config, "data/iemocap/manifest.parquet")
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(pd.read_parquet(tmp_path / "data/iemocap/manifest.parquet")) == 11
+
+
+@pytest.mark.parametrize("model", ["gban", "gban_speech", "gban_text"])
+def test_a_model_plans_on_an_iemocap_tree(tmp_path: Path, model: str) -> None:
+    """`snakemake -n results/iemocap_<model>.json` plans for a configured copy (up to the fold index: the folds
+    are known once it has run), and the stores the model reads plan from the manifest through the alignment."""
+    from conftest import write_mini_iemocap
+
+    from serflow.features.plan import plan
+
+    root = write_mini_iemocap(tmp_path / "IEMOCAP_full_release")
+    config = _config(tmp_path, iemocap={"root": str(root)})
+    done = run_snakemake(tmp_path, config, "-n", f"results/iemocap_{model}.json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "rule manifest:" in done.stdout and "checkpoint fold_index:" in done.stdout
+    settings = yaml.safe_load(config.read_text())
+    stores = [plan(settings, "iemocap", store).directory + "/manifest.json" for store in get_spec(model).features]
+    planned = run_snakemake(tmp_path, config, "-n", *stores)
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    reads_words = any(store in ("glove", "word_ids", "spans_mfcc39") for store in get_spec(model).features)
+    assert ("rule align:" in planned.stdout) == reads_words  # only text stores need the forced alignment
+    for store in get_spec(model).features:
+        assert f"features/iemocap/{store}/" in planned.stdout, store

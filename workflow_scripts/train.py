@@ -24,6 +24,7 @@ job = FoldJob(
     folds=Path(snakemake.input.folds),
     train=TrainSettings.from_config(p.train),  # threads included: the computation's, not the scheduler's
     family_config=p.family,
+    reduced=p.reduced,
     text_source=p.text_source,
     label_merge=p.merge,
 )

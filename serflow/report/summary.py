@@ -46,6 +46,7 @@ SUMMARY_COLUMNS = (
     "paper_dataset",
     "paper_row",
     "paper_source",
+    "reduced",
 )
 FOLD_COLUMNS = ("model", "fold", "test_group", "n", "wa", "ua", "macro_f1", "paper_wa")
 HISTORY_COLUMNS = ("train_loss", "val_loss", "val_wa", "val_ua")
@@ -85,6 +86,7 @@ def summary_rows(results: Sequence[Mapping[str, Any]], figures: Mapping[str, Any
                 "paper_row": paper.get("row"),
                 "paper_source": f"{source['paper']}, {paper['table']}" if paper else None,
                 "paper_decimals": source.get("decimals", 3),
+                "reduced": ", ".join(f"{k}={v}" for k, v in sorted((r.get("reduced") or {}).items())),
             }
         )
     return rows
@@ -168,7 +170,7 @@ def summary_markdown(
     for row in rows:
         paper = f"{row['paper_dataset']}, {row['paper_row']}" if row["paper_source"] else ""
         cells = [
-            f"`{row['model']}`",
+            f"`{row['model']}`" + (" (reduced)" if row["reduced"] else ""),
             row["text_source"],
             f"{row['folds']} x {row['seeds']}",
             str(row["n"]) + (f" ({row['dropped']} dropped)" if row["dropped"] else ""),
@@ -190,6 +192,10 @@ def summary_markdown(
             if entry and entry["source"] == key:
                 note = f"; {entry['note']}" if entry.get("note") else ""
                 lines.append(f'- `{row["model"]}`: {entry["table"]}, row "{entry["row"]}"{note}.')
+    reduced = [row for row in rows if row["reduced"]]
+    if reduced:
+        lines += ["", "Reduced settings (this corpus's, not the paper's; `corpora.<corpus>.families` in the config):"]
+        lines += [f"- `{row['model']}`: {row['reduced']}" for row in reduced]
     missing = [row["model"] for row in rows if not row["paper_source"]]
     if missing:
         lines += ["", "No paper figure for: " + ", ".join(f"`{m}`" for m in missing) + "."]

@@ -184,12 +184,32 @@ class TrainSettings:
         return {k: v for k, v in self.as_dict().items() if k not in RUN_ONLY_KEYS}
 
 
+def family_section(config: Mapping[str, Any], corpus: str, family: str) -> dict[str, Any]:
+    """A family's config section on one corpus: ``models.<family>`` with ``corpora.<corpus>.families.<family>``
+    merged over it (its hyperparameters and ``optim`` key by key, its ``train`` key by key): the demo's smaller
+    setting of a paper-size model lives in the corpus's section, while ``models.<family>`` keeps the paper's."""
+    base = dict((config.get("models") or {}).get(family) or {})
+    override = dict(((config["corpora"][corpus].get("families") or {}).get(family)) or {})
+    merged = {**base, **override}
+    for key in ("optim", "train"):
+        if key in base or key in override:
+            merged[key] = {**(base.get(key) or {}), **(override.get(key) or {})}
+    return merged
+
+
+def reduced_settings(config: Mapping[str, Any], corpus: str, family: str) -> dict[str, Any]:
+    """The hyperparameters and optimiser settings a corpus changes for a family (``{}``: the paper's): recorded in
+    every result, and the summary marks such rows as a reduced setting."""
+    override = ((config["corpora"][corpus].get("families") or {}).get(family)) or {}
+    return {k: v for k, v in override.items() if k != "train"}
+
+
 def merge_train_config(config: Mapping[str, Any], corpus: str, family: str | None = None) -> dict[str, Any]:
     """The ``train`` settings of ``corpus`` (and, given one, of a model ``family`` on it), merged key by key:
 
-    ``train`` (every model, every corpus) < ``models.<family>.train`` (the family's paper: its epochs, optimiser's
-    batch size, class weights, validation share) < ``corpora.<corpus>.train`` (this corpus, e.g. the demo's short
-    runs) < ``corpora.<corpus>.families.<family>`` (this family on this corpus).
+    ``train`` (every model, every corpus) < ``models.<family>.train`` (the family's paper: its epochs, batch size,
+    class weights, validation share) < ``corpora.<corpus>.train`` (this corpus, e.g. the demo's short runs) <
+    ``corpora.<corpus>.families.<family>.train`` (this family on this corpus).
     """
     merged = dict(config.get("train") or {})
     spec = config["corpora"][corpus]
@@ -197,7 +217,7 @@ def merge_train_config(config: Mapping[str, Any], corpus: str, family: str | Non
         merged.update(((config.get("models") or {}).get(family) or {}).get("train") or {})
     merged.update(spec.get("train") or {})
     if family is not None:
-        merged.update((spec.get("families") or {}).get(family) or {})
+        merged.update((((spec.get("families") or {}).get(family)) or {}).get("train") or {})
     return merged
 
 

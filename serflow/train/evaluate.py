@@ -109,6 +109,7 @@ def evaluate_model(
     for key in ("hparams", "fixed", "optim", "train"):
         results[key] = first[key]
     # the model as built (fold 1; a model with a training-split vocabulary differs by a few rows per fold: see folds)
+    results["reduced"] = first.get("reduced", {})  # a corpus's smaller setting of the paper's model ({}: none)
     results["parameters"] = first.get("parameters")
     results["model_settings"] = first.get("model_settings", {})
     # the paper's own figures for this model, with their data set and whether it is this corpus's

@@ -92,6 +92,7 @@ class FoldJob:
     folds: Path
     train: TrainSettings
     family_config: Mapping[str, Any] = field(default_factory=dict)
+    reduced: Mapping[str, Any] = field(default_factory=dict)  # what the corpus changes in the family's paper setting
     text_source: str = "gold"
     label_merge: Mapping[str, str] = field(default_factory=dict)
 
@@ -212,6 +213,7 @@ def _train_fold(
         },
         "hparams": hparams,
         "fold_hparams": fold_hparams,
+        "reduced": dict(job.reduced),
         "fixed": dict(spec.fixed),
         "optim": optim.as_dict(),
         "family": spec.family,
