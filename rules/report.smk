@@ -1,14 +1,16 @@
 # Report: the tables and figures of `snakemake --report report.html` and the data of `dvc plots`
 # (serflow/report; captions in report/). Per corpus:
 #   results/{corpus}_summary.md, .csv                  one row per model: WA, UA, std; the papers' figures beside
+#   results/{corpus}_dimensions.csv                     one row per dimensional run (model@task) and dimension: CCC, r, MSE
+#   results/{corpus}_significance.json                 t-tests of each model against its family's reference models
 #   results/report/{corpus}/summary.html                the same table and WA / UA per fold (shown in the report)
 #   results/report/{corpus}/folds.csv                   WA / UA / macro-F1 per model and fold
 #   results/report/{corpus}/frontend.json               manifest counts, ASR WER, alignment failures, feature stores
 #   results/report/{corpus}/runtime.tsv                 wall time and peak memory per rule (benchmark: files)
-#   results/report/{corpus}/plots/*.png                 scores, folds, confusion_{model}, curves_{model}, asr_wer,
-#                                                       alignment, runtime
-#   results/report/{corpus}/dvc/{model}_history.tsv     mean training curves per epoch  } drawn by `dvc plots`
-#   results/report/{corpus}/dvc/{model}_predictions.csv actual, predicted per utterance } (dvc.yaml)
+#   results/report/{corpus}/plots/*.png                 scores, folds, dimensions, confusion_{model}, scatter_{model@task},
+#                                                       curves_{run}, asr_wer, alignment, runtime
+#   results/report/{corpus}/dvc/{run}_history.tsv       mean training curves per epoch  } drawn by `dvc plots`
+#   results/report/{corpus}/dvc/{run}_predictions.csv   actual, predicted per utterance } (dvc.yaml)
 # report_targets() lists them for every synthetic corpus (rule all); for another corpus, ask for its
 # runtime.tsv, which needs everything else: snakemake results/report/iemocap/runtime.tsv.
 
@@ -16,25 +18,37 @@ report: "../report/workflow.rst"
 
 
 REPORT = "results/report/{corpus}"
-PAPER_FIGURES = "serflow/report/paper_figures.yaml"
+PAPER_FIGURES = str(Path(workflow.basedir) / "serflow" / "report" / "paper_figures.yaml")  # also from --directory elsewhere
+# The test behind the summary's * and † (docs/results.md, "Significance"): "student" (the CNN14 paper's) or "welch".
+SIGNIFICANCE = {"test": "student", "alpha": 0.05}
+
+
+def corpus_runs(corpus):
+    """The runs of the corpus's models: ``cnn14`` (categorical), ``cnn14@vad`` (a dimensional task), ..."""
+    return [Path(path).stem.removeprefix(f"{corpus}_") for path in model_results(corpus)]
 
 
 def corpus_report_targets(corpus):
     """Every report file of one corpus (none for a corpus that trains no model)."""
-    models = TRAIN[corpus].models
-    if not models:
+    runs = corpus_runs(corpus)
+    if not runs:
         return []
     folder = REPORT.format(corpus=corpus)
+    figures = ("scores", "folds", "dimensions", "asr_wer", "alignment", "runtime")
     return [
         f"results/{corpus}_summary.md",
         f"results/{corpus}_summary.csv",
+        f"results/{corpus}_dimensions.csv",
+        f"results/{corpus}_significance.json",
         f"{folder}/summary.html",
         f"{folder}/folds.csv",
         f"{folder}/frontend.json",
         f"{folder}/runtime.tsv",
-        *(f"{folder}/plots/{name}.png" for name in ("scores", "folds", "asr_wer", "alignment", "runtime")),
-        *(f"{folder}/plots/{kind}_{model}.png" for model in models for kind in ("confusion", "curves")),
-        *(f"{folder}/dvc/{model}_{kind}" for model in models for kind in ("history.tsv", "predictions.csv")),
+        *(f"{folder}/plots/{name}.png" for name in figures),
+        # a categorical run's confusion matrix, a dimensional run's scatter of predicted against true values
+        *(f"{folder}/plots/{'scatter' if '@' in run else 'confusion'}_{run}.png" for run in runs),
+        *(f"{folder}/plots/curves_{run}.png" for run in runs),
+        *(f"{folder}/dvc/{run}_{kind}" for run in runs for kind in ("history.tsv", "predictions.csv")),
     ]
 
 
@@ -81,6 +95,15 @@ def report_runtime_inputs(wildcards):
     return [t for t in corpus_report_targets(wildcards.corpus) if t not in own]
 
 
+def significance_references(corpus):
+    """{family: its reference models} of the corpus's models' families: a param, because the catalogue is left
+    out of code identities (serflow.provenance.CATALOGUES), so a changed reference list reruns the summary."""
+    from serflow.report.significance import family_references
+
+    families = {model_spec(model).family for model in TRAIN[corpus].models}
+    return {family: list(refs) for family, refs in sorted(family_references().items()) if family in families}
+
+
 def benchmark_patterns(wildcards):
     """{rule: benchmark pattern} of every rule (wildcard constraints included), to name each benchmark file."""
     return {rule.name: str(rule.benchmark) for rule in workflow.rules if rule.benchmark}
@@ -105,7 +128,7 @@ rule report_frontend:
         ),
     params:
         code=code_of("report_frontend.py"),  # a change to the code it runs reruns it
-        asr_name=f"{ASR['backend']}-{ASR['model']}",
+        asr_name=lambda wc: asr_label(wc.corpus),
         alignment_names=lambda wc: list(frontend_alignments(wc.corpus)),
         store_names=configured_features(),
     log:
@@ -142,7 +165,7 @@ rule report_model:
         history=f"{REPORT}/dvc/{{model}}_history.tsv",
         predictions=f"{REPORT}/dvc/{{model}}_predictions.csv",
     wildcard_constraints:
-        model=MODEL_PATTERN,
+        model=CATEGORICAL_PATTERN,
     params:
         code=code_of("report_model.py"),  # a change to the code it runs reruns it
     log:
@@ -158,6 +181,43 @@ rule report_model:
         "../workflow_scripts/report_model.py"
 
 
+rule report_regression:
+    input:
+        unpack(report_model_inputs),
+    output:
+        scatter=report(
+            f"{REPORT}/plots/scatter_{{model}}.png",
+            caption="../report/scatter.rst",
+            category="2. Models",
+            subcategory="{model}",
+            labels={"model": "{model}", "figure": "predicted against true"},
+        ),
+        curves=report(
+            f"{REPORT}/plots/curves_{{model}}.png",
+            caption="../report/curves.rst",
+            category="2. Models",
+            subcategory="{model}",
+            labels={"model": "{model}", "figure": "training curves"},
+        ),
+        history=f"{REPORT}/dvc/{{model}}_history.tsv",
+        predictions=f"{REPORT}/dvc/{{model}}_predictions.csv",
+    wildcard_constraints:
+        model=DIMENSIONAL_PATTERN,
+    params:
+        code=code_of("report_regression.py"),  # a change to the code it runs reruns it
+    log:
+        "logs/{corpus}/report/model_{model}.log",
+    benchmark:
+        "logs/{corpus}/report/model_{model}.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report_regression.py"
+
+
 rule report_scores:
     input:
         results=lambda wc: model_results(wc.corpus),
@@ -165,6 +225,8 @@ rule report_scores:
     output:
         markdown="results/{corpus}_summary.md",
         csv="results/{corpus}_summary.csv",
+        dimensions="results/{corpus}_dimensions.csv",
+        significance="results/{corpus}_significance.json",
         html=report(
             f"{REPORT}/summary.html",
             caption="../report/summary.rst",
@@ -184,9 +246,17 @@ rule report_scores:
             category="1. Scores",
             labels={"corpus": "{corpus}", "figure": "WA / UA per model and test fold"},
         ),
+        dimensions_plot=report(
+            f"{REPORT}/plots/dimensions.png",
+            caption="../report/dimensions.rst",
+            category="1. Scores",
+            labels={"corpus": "{corpus}", "figure": "CCC per dimensional run"},
+        ),
     params:
         code=code_of("report_scores.py"),  # a change to the code it runs reruns it
         corpus_spec=lambda wc: corpus_spec(wc.corpus),
+        significance=SIGNIFICANCE,
+        references=lambda wc: significance_references(wc.corpus),
     log:
         "logs/{corpus}/report/scores.log",
     benchmark:

@@ -30,17 +30,34 @@ TRAIN = _checked_training()  # per corpus: the merged train settings (checked, w
 
 
 @functools.cache
-def model_train(corpus, model):
-    """The train settings of one model on one corpus: its family's (models.<family>.train) merged in."""
+def model_train(corpus, run):
+    """The train settings of one run (a model, or model@task) on one corpus: its family's (models.<family>.train)
+    merged in."""
     from serflow.train.checks import corpus_settings
+    from serflow.train.tasks import split_run
 
-    return corpus_settings(config, corpus, model)
+    model = split_run(run)[0]
+    components = model_spec(model).components  # a late fusion runs where its models ran
+    return corpus_settings(config, corpus, components[0] if components else model)
 
 
-def model_spec(model):
+def model_spec(run):
+    """The registered model of a run name (``cnn14@vad`` is model ``cnn14`` on the task ``vad``)."""
     from serflow.models import get_spec
+    from serflow.train.tasks import split_run
 
-    return get_spec(model)
+    return get_spec(split_run(run)[0])
+
+
+def run_task(wildcards):
+    from serflow.train.tasks import split_run
+
+    return split_run(wildcards.model)[1]
+
+
+def dimension_scale(corpus):
+    """The corpus's scale of valence / arousal / dominance (corpora.<name>.dimensions.scale), or None."""
+    return (corpus_spec(corpus).get("dimensions") or {}).get("scale")
 
 
 def registered_models():
@@ -50,8 +67,15 @@ def registered_models():
 
 
 def model_results(corpus):
-    """results/{corpus}_{model}.json of every model in train.models (or the corpus's override)."""
-    return [f"results/{corpus}_{model}.json" for model in TRAIN[corpus].models]
+    """results/{corpus}_{run}.json of every model in train.models (or the corpus's override), once per task its
+    family trains (train.tasks: the categorical task ``cnn14``, a dimensional one ``cnn14@vad``)."""
+    from serflow.train.tasks import run_name
+
+    return [
+        f"results/{corpus}_{run_name(model, task)}.json"
+        for model in TRAIN[corpus].models
+        for task in model_train(corpus, model).tasks
+    ]
 
 
 def train_code(wildcards):
@@ -80,8 +104,10 @@ def reduced_config(wildcards):
 
 def train_inputs(wildcards):
     inputs = {"manifest": f"data/{wildcards.corpus}/manifest.parquet", "folds": f"data/{wildcards.corpus}/folds.parquet"}
+    own = family_config(wildcards).get("stores") or {}  # the family's own store parameters (models.<family>.stores)
     for store in model_spec(wildcards.model).features:
-        inputs[f"store_{store}"] = feature_done(wildcards.corpus, store)  # {feature_dir}/manifest.json
+        overrides = json.dumps(own.get(store) or {}, sort_keys=True)
+        inputs[f"store_{store}"] = feature_done(wildcards.corpus, store, overrides)  # {feature_dir}/manifest.json
     return inputs
 
 
@@ -105,7 +131,34 @@ def evaluate_inputs(wildcards):
 
 
 # Model names are matched exactly, so results/{corpus}_{model}.json splits right even with "_" in both.
-MODEL_PATTERN = "|".join(re.escape(name) for name in registered_models())
+# A run is a model name, optionally with a dimensional task: gban, cnn14@vad, cnn14@arousal (serflow/train/tasks.py).
+# Late fusions (models with components) are not trained: rule late_fusion averages their components' outputs.
+from serflow.train.tasks import DIMENSIONAL_TASKS
+
+TASK_SUFFIX = "(?:@(?:{}))?".format("|".join(DIMENSIONAL_TASKS))
+TRAINED = [name for name in registered_models() if not model_spec(name).components]
+FUSED = [name for name in registered_models() if model_spec(name).components]
+MODEL_PATTERN = "(?:{}){}".format("|".join(re.escape(name) for name in registered_models()), TASK_SUFFIX)
+TRAINED_PATTERN = "(?:{}){}".format("|".join(re.escape(name) for name in TRAINED), TASK_SUFFIX)
+CATEGORICAL_PATTERN = "(?:{})".format("|".join(re.escape(name) for name in registered_models()))
+DIMENSIONAL_PATTERN = "(?:{})@(?:{})".format(
+    "|".join(re.escape(name) for name in registered_models()), "|".join(DIMENSIONAL_TASKS)
+)
+FUSED_PATTERN = "(?:{}){}".format("|".join(re.escape(name) for name in FUSED) or "^$", TASK_SUFFIX)
+
+
+def fusion_inputs(wildcards):
+    """The component models' outputs of this fold (same task, protocol and fold)."""
+    from serflow.train.tasks import run_name, split_run
+
+    model, task = split_run(wildcards.model)
+    folder = "models/{corpus}/{run}/{protocol}/fold{fold}"
+    return {
+        name: [
+            folder.format(run=run_name(name, task), **wildcards) + f"/{f}" for f in ("metrics.json", "predictions.parquet")
+        ]
+        for name in model_spec(model).components
+    }
 FOLD_CONSTRAINTS = {"protocol": "loso_session|loso_speaker", "fold": r"\d+"}
 
 
@@ -141,7 +194,7 @@ rule train:
         run="models/{corpus}/{model}/{protocol}/fold{fold}/run.json",
         checkpoints=directory("models/{corpus}/{model}/{protocol}/fold{fold}/checkpoints"),
     wildcard_constraints:
-        model=MODEL_PATTERN,
+        model=TRAINED_PATTERN,
         protocol=FOLD_CONSTRAINTS["protocol"],
         fold=FOLD_CONSTRAINTS["fold"],
     params:
@@ -152,7 +205,9 @@ rule train:
         train=lambda wc: model_train(wc.corpus, wc.model).result_params(),
         labels=lambda wc: corpus_spec(wc.corpus)["labels"],
         merge=lambda wc: corpus_spec(wc.corpus).get("merge", {}),
-        text_source=config["text_source"],
+        text_source=lambda wc: text_source_of(wc.corpus),
+        task=run_task,
+        scale=lambda wc: dimension_scale(wc.corpus),
     log:
         "logs/{corpus}/train/{model}/{protocol}/fold{fold}.log",
     benchmark:
@@ -166,6 +221,37 @@ rule train:
         "../envs/train.yaml"
     script:
         "../workflow_scripts/train.py"
+
+
+rule late_fusion:
+    input:
+        unpack(fusion_inputs),
+    output:
+        metrics="models/{corpus}/{model}/{protocol}/fold{fold}/metrics.json",
+        predictions="models/{corpus}/{model}/{protocol}/fold{fold}/predictions.parquet",
+        history="models/{corpus}/{model}/{protocol}/fold{fold}/history.tsv",
+        run="models/{corpus}/{model}/{protocol}/fold{fold}/run.json",
+        checkpoints=directory("models/{corpus}/{model}/{protocol}/fold{fold}/checkpoints"),
+    wildcard_constraints:
+        model=FUSED_PATTERN,
+        protocol=FOLD_CONSTRAINTS["protocol"],
+        fold=FOLD_CONSTRAINTS["fold"],
+    params:
+        code=code_of("late_fusion.py"),  # a change to the code it runs reruns it
+        labels=lambda wc: corpus_spec(wc.corpus)["labels"],
+        task=run_task,
+        scale=lambda wc: dimension_scale(wc.corpus),
+    log:
+        "logs/{corpus}/train/{model}/{protocol}/fold{fold}.log",
+    benchmark:
+        "logs/{corpus}/train/{model}/{protocol}/fold{fold}.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow_scripts/late_fusion.py"
 
 
 rule evaluate:

@@ -70,7 +70,10 @@ def _cmd_folds(args: argparse.Namespace) -> int:
     from serflow.io import write_parquet
 
     manifest = pd.read_parquet(args.manifest)
-    folds = make_folds(manifest, args.protocols, seed=args.seed, validation_fraction=args.validation_fraction)
+    split = {"train": args.split_train, "valid": args.split_valid, "seed": args.split_seed}
+    folds = make_folds(
+        manifest, args.protocols, seed=args.seed, validation_fraction=args.validation_fraction, random_split=split
+    )
     write_parquet(fold_table(folds), args.out)
     print(fold_summary(folds, manifest).to_string(index=False))
     print(f"folds: {args.out}")
@@ -78,18 +81,34 @@ def _cmd_folds(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from serflow.corpora.synth.corpus import synthesize_corpus
+    own = {"iemocap": {"utterances", "preset"}, "tess": {"words", "no_nested_copy"}}
+    other = "tess" if args.layout == "iemocap" else "iemocap"
+    for name in sorted(own[other]):
+        if getattr(args, name) not in (None, False):
+            raise SystemExit(f"serflow corpus synth: --{name.replace('_', '-')} is for --layout {other}")
+    if args.layout == "tess":
+        from serflow.corpora.synth.tess import synthesize_tess
 
-    summary = synthesize_corpus(
-        Path(args.out),
-        utterances=args.utterances,
-        seed=args.seed,
-        preset=args.preset,
-        jobs=args.jobs,
-        progress=sys.stderr.isatty(),
-    )
+        summary = synthesize_tess(
+            Path(args.out),
+            words=20 if args.words is None else args.words,
+            seed=args.seed,
+            nested_copy=not args.no_nested_copy,
+            jobs=args.jobs,
+        )
+    else:
+        from serflow.corpora.synth.corpus import synthesize_corpus
+
+        summary = synthesize_corpus(
+            Path(args.out),
+            utterances=1000 if args.utterances is None else args.utterances,
+            seed=args.seed,
+            preset=args.preset or "moderate",
+            jobs=args.jobs,
+            progress=sys.stderr.isatty(),
+        )
     print(summary)
-    print(f"corpus: {args.out} (read it with: serflow corpus manifest --format iemocap --root {args.out})")
+    print(f"corpus: {args.out} (read it with: serflow corpus manifest --format {args.layout} --root {args.out})")
     return 0
 
 
@@ -116,7 +135,10 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
 
     manifest = pd.read_parquet(args.manifest)
     model = resolve_model(args.backend, args.model, args.model_path)
-    backend = get_backend(args.backend, model, device=args.device, threads=args.threads, beam_size=args.beam_size)
+    language = None if args.language in ("", "none", "null") else args.language
+    backend = get_backend(
+        args.backend, model, device=args.device, threads=args.threads, beam_size=args.beam_size, language=language
+    )
     table, failures = transcribe_manifest(manifest, backend, args.shard, args.shards)
     write_parquet(table, args.out)
     failures_path = args.out.with_name(args.out.stem + "_failures.tsv")
@@ -156,18 +178,24 @@ def _cmd_align(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     import yaml
 
+    from serflow.corpora.settings import corpus_text_source
     from serflow.features.plan import plan
     from serflow.models import get_spec
     from serflow.train.checks import corpus_settings
+    from serflow.train.config import family_section, reduced_settings
     from serflow.train.run import FoldJob, FoldOutputs, train_fold
+    from serflow.train.tasks import split_run
 
     config = yaml.safe_load(args.config.read_text(encoding="utf-8"))
-    settings = corpus_settings(config, args.corpus)
-    spec = get_spec(args.model)
+    model, task = split_run(args.model)  # a run: cnn14, or cnn14@vad for a dimensional task
+    spec = get_spec(model)
+    settings = corpus_settings(config, args.corpus, model)
+    family = family_section(config, args.corpus, spec.family)
     stores = dict(item.split("=", 1) for item in args.store or [])
-    for name in spec.features:  # the configured store unless given
-        stores.setdefault(name, plan(config, args.corpus, name).directory)
+    for name in spec.features:  # the configured store (with the family's own parameters) unless given
+        stores.setdefault(name, plan(config, args.corpus, name, (family.get("stores") or {}).get(name)).directory)
     corpus = config["corpora"][args.corpus]
+    scale = (corpus.get("dimensions") or {}).get("scale")
     job = FoldJob(
         corpus=args.corpus,
         model=args.model,
@@ -178,12 +206,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         manifest=args.manifest or Path(f"data/{args.corpus}/manifest.parquet"),
         folds=args.folds or Path(f"data/{args.corpus}/folds.parquet"),
         train=settings,
-        family_config=(config.get("models") or {}).get(spec.family, {}),
-        text_source=config.get("text_source", "gold"),
+        family_config=family,
+        reduced=reduced_settings(config, args.corpus, spec.family),
+        task=task,
+        scale=tuple(scale) if scale else None,
+        text_source=corpus_text_source(config, args.corpus),
         label_merge=corpus.get("merge", {}),
     )
     record = train_fold(job, FoldOutputs.under(args.out))
-    print(f"fold {record['fold']} ({record['test_group']}): UA {record['ua']:.4f}, WA {record['wa']:.4f} -> {args.out}")
+    keys = ("ua", "wa") if "ua" in record else ("ccc",)
+    scores = ", ".join(f"{key.upper()} {record[key]:.4f}" for key in keys)
+    print(f"fold {record['fold']} ({record['test_group']}): {scores} -> {args.out}")
     return 0
 
 
@@ -194,8 +227,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = sorted(args.folds_dir.glob("fold*/metrics.json"))
     results = evaluate_model(metrics, [m.with_name("run.json") for m in metrics if m.with_name("run.json").exists()])
     write_json(results, args.out)
-    scores = {key: f"{results[key]:.4f} +- {results[key + '_std']:.4f}" for key in ("ua", "wa")}
-    print(f"{results['model']}: UA {scores['ua']}, WA {scores['wa']} -> {args.out}")
+    keys = ("ua", "wa") if "ua" in results else ("ccc",)
+    scores = ", ".join(f"{key.upper()} {results[key]:.4f} +- {results[key + '_std']:.4f}" for key in keys)
+    print(f"{results['model']}: {scores} -> {args.out}")
     return 0
 
 
@@ -293,28 +327,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     folds = steps.add_parser(
         "folds",
-        help="speaker-independent CV folds (loso_session, loso_speaker)",
+        help="CV folds (loso_session, loso_speaker; random_split, not speaker-independent)",
         description="Write leave-one-session-out and leave-one-speaker-out folds with a seeded, stratified "
-        "validation split (long format: protocol, fold, test_group, utt_id, split).",
+        "validation split, and on request MultiModal-ER's random_split (one fold, stratified 70/15/15, the same "
+        "speakers in every split) (long format: protocol, fold, test_group, utt_id, split).",
     )
     folds.add_argument("--manifest", required=True, type=Path)
     folds.add_argument("--out", required=True, type=Path)
-    folds.add_argument("--protocols", nargs="+", default=["loso_session", "loso_speaker"])
+    folds.add_argument(
+        "--protocols",
+        nargs="+",
+        choices=["loso_session", "loso_speaker", "random_split"],
+        default=["loso_session", "loso_speaker"],
+    )
     folds.add_argument("--seed", type=int, default=0)
     folds.add_argument("--validation-fraction", type=float, default=0.1)
+    folds.add_argument("--split-train", type=float, default=0.7, help="random_split: train share of each class")
+    folds.add_argument("--split-valid", type=float, default=0.15, help="random_split: valid share (the rest is test)")
+    folds.add_argument("--split-seed", type=int, default=42, help="random_split: seed of the shuffle")
     folds.set_defaults(func=_cmd_folds)
 
     synth = steps.add_parser(
         "synth",
-        help="write the synthetic demo corpus in IEMOCAP's layout",
-        description="Synthesise emotional speech offline with espeak-ng (10 voices = 5 sessions x 2 speakers, "
-        "per-class prosody, emotional and ambiguous sentences, gain and noise) into an IEMOCAP_full_release-"
-        "shaped tree. Same arguments, same bytes.",
+        help="write a synthetic demo corpus in IEMOCAP's or TESS's layout",
+        description="Synthesise emotional speech offline with espeak-ng. Layout iemocap: 10 voices = 5 sessions x 2 "
+        "speakers, per-class prosody, emotional and ambiguous sentences, gain and noise, in an IEMOCAP_full_release-"
+        "shaped tree. Layout tess: 2 voices x words x 7 emotions saying 'Say the word <word>.', emotion in the "
+        "prosody only, in TESS's folders (with the nested second copy unless --no-nested-copy). Same arguments, "
+        "same bytes.",
     )
     synth.add_argument("--out", required=True, type=Path, help="folder to create")
-    synth.add_argument("--utterances", type=int, default=1000, help="labelled turns in the whole corpus")
+    synth.add_argument("--layout", choices=["iemocap", "tess"], default="iemocap", help="on-disk layout (and reader)")
+    synth.add_argument("--utterances", type=int, help="iemocap: labelled turns in the whole corpus (default 1000)")
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--preset", choices=["moderate", "strong"], default="moderate", help="how strong the prosody")
+    synth.add_argument("--preset", choices=["moderate", "strong"], help="iemocap: how strong the prosody (moderate)")
+    synth.add_argument("--words", type=int, help="tess: target words, 1..200 (default 20: 280 utterances)")
+    synth.add_argument(
+        "--no-nested-copy", action="store_true", help="tess: no second copy of the set in a nested folder"
+    )
     synth.add_argument("--jobs", type=int, default=1, help="worker processes (output does not depend on it)")
     synth.set_defaults(func=_cmd_synth)
 
@@ -339,7 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--out", required=True, type=Path, help="output .parquet")
     transcribe.add_argument("--backend", choices=["faster-whisper", "openai-whisper"], default="faster-whisper")
     transcribe.add_argument("--model", default="tiny.en", help="Whisper model name (tiny.en ... large-v3)")
-    transcribe.add_argument("--model-path", help="a local model (faster-whisper folder or openai-whisper .pt)")
+    transcribe.add_argument(
+        "--model-path",
+        help="a local model (faster-whisper folder or openai-whisper .pt); default: the offline model where installed "
+        "(base is assembled once from its two packages into ./models/whisper/)",
+    )
+    transcribe.add_argument("--language", default="en", help="language passed to Whisper ('none': detect)")
     transcribe.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     transcribe.add_argument("--threads", type=int, default=1, help="CPU threads")
     transcribe.add_argument("--beam-size", type=int, default=5)
@@ -376,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--config", type=Path, default=Path("config/config.yaml"))
     train.add_argument("--corpus", required=True)
-    train.add_argument("--model", required=True, help="a registered model name (e.g. wise)")
+    train.add_argument("--model", required=True, help="a registered model, or model@task (cnn14@vad)")
     train.add_argument("--fold", required=True, type=int, help="1-based fold number")
     train.add_argument("--protocol", help="default: the config's train.protocol")
     train.add_argument("--store", action="append", metavar="NAME=DIR", help="a feature store folder; repeatable")

@@ -61,6 +61,8 @@ UNTRACKED_RULES = ("report_runtime",)
 LINE_PLOT_OUTPUT = "history"  # report_model's outputs that `dvc plots` draws
 CONFUSION_PLOT_OUTPUT = "predictions"
 CURVES = (("val_ua", "validation UA"), ("val_loss", "validation loss"), ("train_loss", "training loss"))
+# a dimensional run (model@task): the mean CCC instead of UA, its losses apart (MSE or 1 - CCC, not cross-entropy)
+REGRESSION_CURVES = (("val_ccc", "validation mean CCC"), *CURVES[1:])
 IGNORED_ENTRIES = ("__pycache__", "dvc_pipeline.py", "py.typed")  # not workflow code (the generator, a marker)
 
 
@@ -193,14 +195,20 @@ def train_result_keys() -> list[str]:
 def model_param_keys(config: Mapping[str, Any], corpus: str, model: str) -> list[str]:
     """The config keys behind ``results/{corpus}_{model}.json``: the corpus and its folds, the train
     settings, the model family's section, and the feature stores the model reads with their inputs."""
+    from serflow.corpora.settings import corpus_text_source
     from serflow.features.stores import kind_of
     from serflow.models import get_spec
+    from serflow.train.tasks import split_run
 
-    spec = get_spec(model)
+    spec = get_spec(split_run(model)[0])
+    if spec.components:  # a late fusion: the keys of the models it averages
+        keys = [k for part in spec.components for k in model_param_keys(config, corpus, part)]
+        return [*dict.fromkeys([*keys, f"models.{spec.family}"])]
     train = train_result_keys()
     keys = [f"corpora.{corpus}.{k}" for k in ("format", "root", "synth", "labels", "merge")]
     keys += [f"corpora.{corpus}.train.{k}" for k in train]
     keys += ["folds", *(f"train.{k}" for k in train), f"models.{spec.family}", "text_source", "features.shards"]
+    keys.append(f"corpora.{corpus}.text_source")
     reads_words = False
     for store in spec.features:
         kind = kind_of(store)
@@ -217,8 +225,8 @@ def model_param_keys(config: Mapping[str, Any], corpus: str, model: str) -> list
         reads_words = reads_words or kind != "acoustic"
     if reads_words:
         keys.append("align")
-        if config.get("text_source") == "asr":
-            keys.append("asr")
+        if corpus_text_source(config, corpus) == "asr":
+            keys += ["asr", f"corpora.{corpus}.asr"]
     return keys
 
 
@@ -323,14 +331,18 @@ def build_pipeline(info: WorkflowInfo, params_document: Mapping[str, Any]) -> di
 
 
 def _plots(histories: Sequence[tuple[str, str, str]], predictions: Sequence[tuple[str, str, str]]) -> list[Any]:
+    from serflow.train.tasks import TASK_SEPARATOR
+
     plots: list[Any] = []
-    for corpus in dict.fromkeys(c for c, _, _ in histories):
-        files = [path for c, _, path in histories if c == corpus]
-        for field, label in CURVES:
+    for corpus, regression in dict.fromkeys((c, TASK_SEPARATOR in m) for c, m, _ in histories):
+        files = [path for c, m, path in histories if c == corpus and (TASK_SEPARATOR in m) == regression]
+        for field, label in REGRESSION_CURVES if regression else CURVES:
+            name = f"{corpus}_{'dimensions_' if regression else ''}{field}"
+            what = "dimensional run" if regression else "model"
             plots.append(
                 {
-                    f"{corpus}_{field}": {
-                        "title": f"{corpus}: {label} per epoch (mean over folds and seeds; one line per model)",
+                    name: {
+                        "title": f"{corpus}: {label} per epoch (mean over folds and seeds; one line per {what})",
                         "template": "linear",
                         "x": "epoch",
                         "y": {path: field for path in files},
@@ -339,6 +351,18 @@ def _plots(histories: Sequence[tuple[str, str, str]], predictions: Sequence[tupl
                 }
             )
     for corpus, model, path in predictions:
+        if TASK_SEPARATOR in model:
+            plots.append(
+                {
+                    f"{corpus}_{model}_scatter": {
+                        "title": f"{corpus}: {model}, predicted against true value, every dimension, all test folds",
+                        "template": "scatter",
+                        "x": "actual",
+                        "y": {path: "predicted"},
+                    }
+                }
+            )
+            continue
         plots.append(
             {
                 f"{corpus}_{model}_confusion": {

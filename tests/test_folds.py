@@ -101,3 +101,74 @@ def test_summary_counts_every_row() -> None:
     folds = make_folds(m, seed=0)
     summary = fold_summary(folds, m)
     assert summary[CLASSES].to_numpy().sum() == len(folds)
+
+
+def _tess_manifest(words: int = 20) -> pd.DataFrame:
+    """TESS's shape: two actresses, each her own session, every word in all seven emotions."""
+    emotions = ["angry", "disgust", "fear", "happy", "neutral", "ps", "sad"]
+    rows = [
+        {"utt_id": f"{spk}_w{w:03d}_{emo}", "session": session, "speaker": spk, "label": emo}
+        for session, spk in ((1, "OAF"), (2, "YAF"))
+        for w in range(words)
+        for emo in emotions
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_random_split_is_one_stratified_70_15_15_fold() -> None:
+    m = _tess_manifest()  # 40 per class: 28 / 6 / 6
+    folds = make_folds(m, ["random_split"])
+    assert folds["fold"].unique().tolist() == [1] and folds["test_group"].unique().tolist() == ["random"]
+    assert folds["utt_id"].is_unique and set(folds["utt_id"]) == set(m["utt_id"])
+    joined = folds.merge(m, on="utt_id")
+    per_class = joined.groupby(["label", "split"]).size().unstack()
+    assert (per_class["train"] == 28).all() and (per_class["valid"] == 6).all() and (per_class["test"] == 6).all()
+    # Not speaker-independent: both actresses in every split.
+    assert (joined.groupby("split")["speaker"].nunique() == 2).all()
+
+
+def test_random_split_shares_seed_and_determinism() -> None:
+    m = _tess_manifest(words=200)  # 400 per class, as TESS: 280 / 60 / 60
+    a = make_folds(m, ["random_split"])
+    counts = a["split"].value_counts().to_dict()
+    assert counts == {"train": 1960, "valid": 420, "test": 420}
+    shuffled = make_folds(m.sample(frac=1.0, random_state=3), ["random_split"])
+    pd.testing.assert_frame_equal(a, shuffled)  # row order does not matter
+    assert a.equals(make_folds(m, ["random_split"], seed=9))  # folds.seed is the LOSO protocols' seed, not this one
+    other = make_folds(m, ["random_split"], random_split={"seed": 43})
+    assert not a.equals(other) and other["split"].value_counts().to_dict() == counts
+    small = make_folds(m, ["random_split"], random_split={"train": 0.8, "valid": 0.1})
+    assert small["split"].value_counts().to_dict() == {"train": 2240, "valid": 280, "test": 280}
+    with pytest.raises(ValueError, match=r"folds\.random_split"):
+        make_folds(m, ["random_split"], random_split={"train": 0.9, "valid": 0.2})
+
+
+def test_random_split_keeps_tiny_classes_whole() -> None:
+    m = _tess_manifest(words=1)
+    m = pd.concat([m, m.assign(utt_id=m["utt_id"] + "_b")], ignore_index=True)  # 4 per class
+    folds = make_folds(m, ["random_split"])
+    assert len(folds) == len(m) and set(folds["split"]) <= {"train", "valid", "test"}
+
+
+def test_summary_says_which_protocols_are_speaker_independent() -> None:
+    m = _tess_manifest()
+    summary = fold_summary(make_folds(m, ["loso_speaker", "random_split"]), m)
+    flags = summary.groupby("protocol")["speaker_independent"].unique().to_dict()
+    assert {k: v.tolist() for k, v in flags.items()} == {"loso_speaker": [True], "random_split": [False]}
+    assert summary.columns[:5].tolist() == ["protocol", "fold", "test_group", "speaker_independent", "split"]
+
+
+def test_loso_speaker_on_tess_trains_on_one_actress_and_tests_on_the_other() -> None:
+    """Each TESS actress is her own session, so there is no partner: validation is a stratified share of the
+    training actress (folds.validation_fraction), and the other actress is the whole test set."""
+    m = _tess_manifest()
+    folds = make_folds(m, ["loso_speaker"], seed=0, validation_fraction=0.1)
+    joined = folds.merge(m, on="utt_id")
+    assert sorted(joined["test_group"].unique()) == ["OAF", "YAF"]
+    for test_speaker, part in joined.groupby("test_group"):
+        other = "YAF" if test_speaker == "OAF" else "OAF"
+        assert set(part.loc[part["split"] == "test", "speaker"]) == {test_speaker}
+        assert (part.loc[part["speaker"] == test_speaker, "split"] == "test").all()
+        assert set(part.loc[part["split"] != "test", "speaker"]) == {other}
+        valid = part[part["split"] == "valid"].groupby("label").size()
+        assert len(valid) == 7 and (valid == 2).all()  # round(0.1 x 20) of each class

@@ -236,3 +236,15 @@ def test_packaged_minilm_stands_in_for_bert_base() -> None:
         alone = torch.cat([model(batch_of(model, [s])) for s in samples])
     assert batched.shape == (3, 4)
     torch.testing.assert_close(batched, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_tokens_from_another_tokenizer_are_refused(tiny: Path) -> None:
+    model = make_model(tiny)
+    same = {"model": model.label, "vocab_size": model.vocab_size, "tokenizer": "BertTokenizer"}
+    model.check_stores({"bert_tokens": {"model": same}})  # the store's tokenizer is this model's: accepted
+    model.check_stores({"bert_tokens": {}})  # a store that records no tokenizer: prepare's range check remains
+    other = {**same, "model": "bert-base-uncased"}
+    with pytest.raises(ValueError, match=r"tokenised by bert-base-uncased .* but this BERT model is .*features\.bert"):
+        model.check_stores({"bert_tokens": {"model": other}})
+    with pytest.raises(ValueError, match="vocabulary 30522"):
+        model.check_stores({"bert_tokens": {"model": {**same, "vocab_size": 30522}}})

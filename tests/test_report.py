@@ -77,9 +77,10 @@ IEMOCAP = {"format": "iemocap", "root": "/data/IEMOCAP_full_release", "labels": 
 
 def test_paper_figures_name_registered_models_and_a_table() -> None:
     from serflow.models import MODELS
+    from serflow.train.tasks import split_run
 
     figures = load_paper_figures()
-    assert set(figures["models"]) <= set(MODELS)
+    assert {split_run(run)[0] for run in figures["models"]} <= set(MODELS)
     assert figures["models"]["wise"]["wa"] == 0.759 and figures["models"]["wise"]["ua"] == 0.764
     for entry in figures["models"].values():
         assert entry["table"].startswith("Table")
@@ -94,7 +95,18 @@ def test_paper_figures_are_printed_in_the_paper() -> None:
         source = figures["sources"][entry["source"]]
         text = (SEED_PAPERS / source["seed_file"]).read_text(encoding="utf-8")
         digits = source["decimals"]
-        if entry.get("ua") is not None:
+        if entry.get("printed"):  # a row of mean (sd) figures: the row holds them as printed, and they are ours
+            rows = [ln for ln in text.splitlines() if ln.startswith(entry["row"] + " ") and entry["printed"] in ln]
+            assert rows, (model, entry["printed"])
+            value, sd = (
+                (entry["ua"], entry["ua_sd"])
+                if "ua" in entry
+                else next(zip(entry["ccc"].values(), entry["ccc_sd"].values(), strict=True))
+            )
+            percent = f"{value * 100:.1f} ({sd * 100:.1f})"
+            shown = percent if "ua" in entry else f"{value:.3f} ({sd:.3f})".replace("0.", ".")
+            assert entry["printed"].startswith(shown), (model, shown)
+        elif entry.get("ua") is not None:
             line = f"{entry['row']} {entry['wa']:.{digits}f} {entry['ua']:.{digits}f}"
             assert re.search(rf"^{re.escape(line)}$", text, re.M), (model, line)
         if entry.get("folds_wa"):
@@ -151,8 +163,8 @@ def test_html_page_holds_the_table_and_the_folds() -> None:
     page = summary_html(rows, fold_rows(results), results, DEMO, figures)
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert "<b>Not comparable with the papers.</b>" in page
-    assert "<td>0.700</td>" in page and '<td class="paper">0.764</td>' in page
-    assert "<th>1: Session1</th>" in page and "0.650 / 0.670" in page
+    assert "<td>0.700 ± 0.050</td>" in page and "<td>0.764</td>" in page  # ours, the paper's UA
+    assert "<th>Session1</th>" in page and "0.650 / 0.670" in page
     assert page.count("<table>") == 2
 
 
@@ -160,8 +172,9 @@ def test_fold_rows_list_every_fold_of_every_model() -> None:
     gban = {**fake_result("gban", 0.6, 0.6), "model": "gban", "paper": {"folds_wa": [0.6911, 0.7737, 0.677]}}
     rows = fold_rows([fake_result("wise", 0.7, 0.7), fake_result("wise_text", 0.5, 0.5), gban])
     assert len(rows) == 9
-    assert rows[0] == {"model": "wise", "fold": 1, "test_group": "Session1", "n": 20, "wa": pytest.approx(0.65),
-                       "ua": pytest.approx(0.65), "macro_f1": pytest.approx(0.64), "paper_wa": None}  # fmt: skip
+    assert rows[0] == {"model": "wise", "protocol": "loso_session", "fold": 1, "test_group": "Session1", "n": 20,
+                       "wa": pytest.approx(0.65), "ua": pytest.approx(0.65), "macro_f1": pytest.approx(0.64),
+                       "paper_wa": None}  # fmt: skip
     assert [r["paper_wa"] for r in rows[6:]] == [0.6911, 0.7737, 0.677]  # the paper's own folds, where printed
 
 

@@ -204,7 +204,8 @@ def test_fold_outputs(results: tuple[dict, Path], corpus: Corpus) -> None:
     assert len(predictions) == 2 * 24 and set(predictions["seed"]) == {0, 1}
     assert np.allclose(predictions[[f"p_{c}" for c in LABELS]].sum(axis=1), 1.0, atol=1e-5)
     history = pd.read_csv(fold / "history.tsv", sep="\t")
-    assert list(history.columns) == ["seed", "epoch", "train_loss", "val_loss", "val_wa", "val_ua", "lr", "best"]
+    columns = ["seed", "epoch", "train_loss", "val_loss", "val_wa", "val_ua", "val_macro_f1", "lr", "best"]
+    assert list(history.columns) == columns
     assert history.groupby("seed")["best"].sum().tolist() == [1, 1]
     # Keras-style decay: lr / (1 + decay * steps), 3 steps per epoch (36 training utterances, batches of 16)
     first = history[(history.seed == 0) & (history.epoch == 1)]["lr"].item()

@@ -104,8 +104,8 @@ def test_class_weighted_training_runs_and_is_recorded(corpus, tmp_path) -> None:
 def test_selection_picks_on_the_configured_score() -> None:
     by_ua, by_wa, by_loss = Selector(None, "ua"), Selector(None, "wa"), Selector(None, "loss")
     for s in (by_ua, by_wa, by_loss):
-        s.update(1, val_ua=0.6, val_loss=1.0, val_wa=0.5)
-        s.update(2, val_ua=0.5, val_loss=0.8, val_wa=0.7)
+        s.update(1, val_score=0.6, val_loss=1.0, val_wa=0.5)
+        s.update(2, val_score=0.5, val_loss=0.8, val_wa=0.7)
     assert (by_ua.best_epoch, by_wa.best_epoch, by_loss.best_epoch) == (1, 2, 2)
 
 

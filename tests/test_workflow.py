@@ -32,7 +32,7 @@ def test_demo_manifest_and_folds_from_clean(tmp_path: Path) -> None:
     assert manifest["speaker"].nunique() == 10
     assert (tmp_path / "data/demo/manifest_issues.tsv").read_text().startswith("utt_id\tpath\tline\taction\treason")
     folds = pd.read_parquet(tmp_path / "data/demo/folds.parquet")
-    assert set(folds["protocol"]) == {"loso_session", "loso_speaker"}
+    assert set(folds["protocol"]) == {"loso_session", "loso_speaker", "random_split"}
     for rule in ("synth_corpus", "manifest", "folds"):
         assert (tmp_path / f"logs/demo/{rule}.log").exists()
         assert (tmp_path / f"logs/demo/{rule}.benchmark.tsv").exists()
@@ -67,7 +67,7 @@ def test_root_that_is_not_a_folder_is_named(tmp_path: Path) -> None:
         (lambda c: c.update(featurez={}), "config key featurez is unknown; did you mean 'features'?"),
         (lambda c: c["folds"].update(seed="zero"), "config key folds.seed = 'zero': 'zero' is not of type 'integer'"),
         (lambda c: c["corpora"]["demo"].update(labells=["a"]), "config key corpora.demo.labells is unknown"),
-        (lambda c: c["folds"].update(protocols=["random_split"]), "'random_split' is not one of"),
+        (lambda c: c["folds"].update(protocols=["random_splits"]), "'random_splits' is not one of"),
         # issue 12: these passed validation and failed inside a job, or in a torch traceback
         (lambda c: c["features"]["acoustic"].update(mfcc39={"bogus": 1}), "config key features.acoustic.mfcc39.bogus"),
         (lambda c: c["features"]["acoustic"].update(mfcc120={"n_mfcc": -5}), "features.acoustic.mfcc120.n_mfcc = -5"),

@@ -1,4 +1,5 @@
-"""Snakemake adapter: rewrite the offline CTranslate2 Whisper as an openai-whisper checkpoint."""
+"""Snakemake adapter: rewrite an offline CTranslate2 Whisper (a package's or an assembled folder) as an openai-whisper
+checkpoint (rule convert_whisper)."""
 
 from pathlib import Path
 

@@ -10,8 +10,9 @@ log_to_file(snakemake.log[0])
 results = evaluate_model(snakemake.input.metrics, snakemake.input.runs, snakemake.params.corpus_spec)
 write_json(results, snakemake.output.results)
 write_json(compact_metrics(results), snakemake.output.metrics)
+headline = ("ua", "wa") if "ua" in results else ("ccc",)  # a dimensional run: the mean CCC over its dimensions
 logging.getLogger("evaluate").info(
-    "%s on %s (%s, %d folds x %d seeds): UA %.4f +- %.4f, WA %.4f +- %.4f",
+    "%s on %s (%s, %d folds x %d seeds): %s",
     results["model"], results["corpus"], results["protocol"], results["n_folds"], len(results["seeds"]),
-    results["ua"], results["ua_std"], results["wa"], results["wa_std"],
+    ", ".join(f"{key.upper()} {results[key]:.4f} +- {results[key + '_std']:.4f}" for key in headline),
 )  # fmt: skip

@@ -11,7 +11,9 @@ from serflow.logs import log_to_file
 log_to_file(snakemake.log[0])
 p = snakemake.params
 manifest = pd.read_parquet(snakemake.input.manifest)
-folds = make_folds(manifest, p.protocols, seed=p.seed, validation_fraction=p.validation_fraction)
+folds = make_folds(
+    manifest, p.protocols, seed=p.seed, validation_fraction=p.validation_fraction, random_split=p.random_split
+)
 write_parquet(fold_table(folds), snakemake.output.folds)
 summary = fold_summary(folds, manifest)
 write_text(summary.to_csv(sep="\t", index=False, lineterminator="\n"), snakemake.output.summary)

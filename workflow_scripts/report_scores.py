@@ -2,14 +2,16 @@
 
 import logging
 
-from serflow.io import write_text
+from serflow.io import write_json, write_text
 from serflow.logs import log_to_file
-from serflow.report.plots import plot_folds, plot_scores
+from serflow.report.figures import comparable, load_paper_figures
+from serflow.report.plots import plot_dimensions, plot_folds, plot_scores
+from serflow.report.significance import reference_tests, significance_report
 from serflow.report.summary import (
+    DIMENSION_COLUMNS,
     FOLD_COLUMNS,
-    comparable,
+    dimension_rows,
     fold_rows,
-    load_paper_figures,
     read_json,
     rows_csv,
     summary_csv,
@@ -25,20 +27,29 @@ results = [read_json(path) for path in snakemake.input.results]
 figures = load_paper_figures(snakemake.input.figures)
 rows = summary_rows(results, figures)
 folds = fold_rows(results)
-write_text(summary_markdown(rows, results, spec, figures), snakemake.output.markdown)
-write_text(summary_csv(rows), snakemake.output.csv)
-write_text(summary_html(rows, folds, results, spec, figures), snakemake.output.html)
+# every model against its family's reference models (serflow/models/catalog.py, passed as a param)
+settings = snakemake.params.significance
+tests = reference_tests(results, settings["alpha"], settings["test"], snakemake.params.references)
+write_json(significance_report(tests, corpus, settings["alpha"], settings["test"]), snakemake.output.significance)
+write_text(summary_markdown(rows, results, spec, figures, tests), snakemake.output.markdown)
+write_text(summary_csv(rows, tests), snakemake.output.csv)
+write_text(summary_html(rows, folds, results, spec, figures, tests), snakemake.output.html)
 write_text(rows_csv(folds, FOLD_COLUMNS), snakemake.output.folds)
+dimensions = dimension_rows(results, figures)
+write_text(rows_csv(dimensions, DIMENSION_COLUMNS), snakemake.output.dimensions)
+plot_dimensions(dimensions, snakemake.output.dimensions_plot, f"{corpus}: CCC per dimensional run and dimension")
 n_classes = len(results[0]["labels"])
+protocols = sorted({r["protocol"] for r in results})
 same_data = {r["model"]: comparable(spec, figures["sources"][figures["models"][r["model"]]["source"]])
              for r in results if r["model"] in figures["models"]}  # fmt: skip
 plot_scores(
     rows,
     folds,
     snakemake.output.scores,
-    f"{corpus}: WA and UA per model ({results[0]['protocol']}, {results[0]['n_folds']} folds)",
+    f"{corpus}: WA and UA per model ({', '.join(protocols)})",
     n_classes,
     show_paper=bool(same_data) and all(same_data.values()),
 )
 plot_folds(folds, snakemake.output.folds_plot, f"{corpus}: scores per test fold", n_classes)
-logging.getLogger("report_scores").info("%d models summarised", len(rows))
+logger = logging.getLogger("report_scores")
+logger.info("%d models summarised, %d tests against reference models", len(rows), len(tests))

@@ -25,6 +25,8 @@ job = FoldJob(
     train=TrainSettings.from_config(p.train),  # threads included: the computation's, not the scheduler's
     family_config=p.family,
     reduced=p.reduced,
+    task=p.task,
+    scale=tuple(p.scale) if p.scale else None,
     text_source=p.text_source,
     label_merge=p.merge,
 )

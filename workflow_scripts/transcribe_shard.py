@@ -16,6 +16,7 @@ backend = get_backend(
     compute_type=p.compute_type,
     threads=snakemake.threads,
     beam_size=p.beam_size,
+    language=p.language,
 )
 table, failures = transcribe_manifest(pd.read_parquet(snakemake.input.manifest), backend, p.shard, p.shards)
 write_parquet(table, snakemake.output.asr)

@@ -1,9 +1,14 @@
-"""Speaker-independent cross-validation folds.
+"""Cross-validation folds: speaker-independent (leave one session or speaker out) and the MultiModal-ER random split.
 
 ``loso_session``: one fold per session; test = that session; validation = a seeded, label-stratified
 fraction of the training sessions' utterances (model selection never sees the test fold).
 ``loso_speaker``: one fold per speaker; test = that speaker; validation = the other speaker of the
-same session when the session has exactly two (the MFCNN14 protocol), else a stratified fraction.
+same session when the session has exactly two (the MFCNN14 protocol), else a stratified fraction. On TESS
+(each actress her own session) that is: train on one actress, test on the other, validation a stratified
+share of the training actress.
+``random_split``: the MultiModal-ER report's protocol, one fold; every class is shuffled (seeded) and cut into
+train / valid / test shares (70 / 15 / 15 % by default). Both speakers are in every split: it is *not*
+speaker-independent, and ``fold_summary`` says so.
 
 Only utterances with a label in the configured classes take part. Output is long format, one row per
 (protocol, fold, utterance): columns ``protocol, fold, test_group, utt_id, split``.
@@ -11,14 +16,18 @@ Only utterances with a label in the configured classes take part. Output is long
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-PROTOCOLS = ("loso_session", "loso_speaker")
+from serflow.corpora.settings import random_split_settings
+
+PROTOCOLS = ("loso_session", "loso_speaker", "random_split")
+SPEAKER_INDEPENDENT = {"loso_session": True, "loso_speaker": True, "random_split": False}
+RANDOM_TEST_GROUP = "random"
 FOLD_SCHEMA = pa.schema(
     [
         ("protocol", pa.string()),
@@ -31,9 +40,17 @@ FOLD_SCHEMA = pa.schema(
 
 
 def make_folds(
-    manifest: pd.DataFrame, protocols: Iterable[str] = PROTOCOLS, seed: int = 0, validation_fraction: float = 0.1
+    manifest: pd.DataFrame,
+    protocols: Iterable[str] = ("loso_session", "loso_speaker"),
+    seed: int = 0,
+    validation_fraction: float = 0.1,
+    random_split: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """All folds of the requested protocols; deterministic for a given manifest and seed."""
+    """All folds of the requested protocols; deterministic for a given manifest and seeds.
+
+    ``random_split``: ``{train, valid, seed}`` of the ``random_split`` protocol (defaults 0.7, 0.15, 42; its own
+    seed, not ``seed``, which draws the LOSO protocols' validation splits).
+    """
     if not 0.0 < validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
     labelled = manifest.loc[manifest["label"].notna(), ["utt_id", "session", "speaker", "label"]]
@@ -46,6 +63,8 @@ def make_folds(
             frames.append(_loso(labelled, "session", protocol, seed, validation_fraction))
         elif protocol == "loso_speaker":
             frames.append(_loso(labelled, "speaker", protocol, seed, validation_fraction))
+        elif protocol == "random_split":
+            frames.append(_random_split(labelled, random_split_settings({"random_split": random_split})))
         else:
             raise ValueError(f"unknown fold protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
     return pd.concat(frames, ignore_index=True)
@@ -81,6 +100,28 @@ def _loso(labelled: pd.DataFrame, group_col: str, protocol: str, seed: int, frac
     return pd.concat(parts, ignore_index=True)
 
 
+def _random_split(labelled: pd.DataFrame, settings: Mapping[str, Any]) -> pd.DataFrame:
+    """One fold: per class (in sorted order), the utterances in ``utt_id`` order, shuffled with the split's seed, then
+    cut into round(train * n) train, round(valid * n) valid and the rest test."""
+    split = np.full(len(labelled), "test", dtype=object)
+    rng = np.random.default_rng([settings["seed"], PROTOCOLS.index("random_split")])
+    for label in sorted(labelled["label"].unique()):
+        members = rng.permutation(np.flatnonzero((labelled["label"] == label).to_numpy()))
+        n_train = min(len(members), round(settings["train"] * len(members)))
+        n_valid = min(len(members) - n_train, round(settings["valid"] * len(members)))
+        split[members[:n_train]] = "train"
+        split[members[n_train : n_train + n_valid]] = "valid"
+    return pd.DataFrame(
+        {
+            "protocol": "random_split",
+            "fold": 1,
+            "test_group": RANDOM_TEST_GROUP,
+            "utt_id": labelled["utt_id"],
+            "split": split,
+        }
+    )
+
+
 def _partner_speaker(labelled: pd.DataFrame, speaker: str) -> str | None:
     session = labelled.loc[labelled["speaker"] == speaker, "session"].iloc[0]
     speakers = sorted(labelled.loc[labelled["session"] == session, "speaker"].unique())
@@ -106,14 +147,18 @@ def fold_table(folds: pd.DataFrame) -> pa.Table:
 
 
 def fold_summary(folds: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:
-    """Utterances per protocol, fold, split and class: the table to eyeball before training."""
+    """Utterances per protocol, fold, split and class: the table to eyeball before training. Its
+    ``speaker_independent`` column is false for ``random_split`` (the same speakers in train and test)."""
     joined = folds.merge(manifest[["utt_id", "label"]], on="utt_id", how="left")
-    return (
+    summary = (
         joined.groupby(["protocol", "fold", "test_group", "split", "label"], observed=True)
         .size()
         .unstack("label", fill_value=0)
         .reset_index()
     )
+    summary.columns.name = None
+    summary.insert(3, "speaker_independent", summary["protocol"].map(SPEAKER_INDEPENDENT).astype(bool))
+    return summary
 
 
 def fold_index(folds: pd.DataFrame, protocol: str) -> dict[str, Any]:

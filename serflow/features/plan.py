@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from serflow.corpora.settings import ASR_RESULT_KEYS, corpus_asr, corpus_text_source, synth_settings
 from serflow.features.acoustic import EXTRACTOR_MODULES
 from serflow.features.stores import BERT_TOKENS, SPANS_PREFIX, UTT_SUFFIX, WORD_IDS, Plan, kind_of
 from serflow.features.text.choice import text_model_choice
@@ -66,15 +67,20 @@ def store_code(feature: str) -> dict[str, Any]:
 
 
 def corpus_recipe(config: Mapping[str, Any], corpus: str) -> str:
-    """A hash of what defines a corpus's labelled utterances (not where a copy lives, not training settings)."""
+    """A hash of what defines a corpus's labelled utterances (not where a copy lives, not training settings). A
+    synthetic corpus counts by its layout's settings with their defaults (:func:`synth_settings`), so spelling a
+    default out does not make another corpus."""
     spec = config["corpora"][corpus]
-    keys = ("format", "synth", "labels", "merge")
-    return hash_strings([feature_version("corpus", {k: spec.get(k) for k in keys}, "1", {})])
+    recipe = {k: spec.get(k) for k in ("format", "synth", "labels", "merge")}
+    recipe["synth"] = synth_settings(corpus, spec)
+    return hash_strings([feature_version("corpus", recipe, "1", {})])
 
 
-def text_recipe(config: Mapping[str, Any], text_source: str | None = None) -> str:
-    """A hash of the settings behind the aligned words: the aligner, and for ASR text the recogniser."""
-    source = text_source or config["text_source"]
+def text_recipe(config: Mapping[str, Any], corpus: str, text_source: str | None = None) -> str:
+    """A hash of the settings behind the corpus's aligned words: the aligner, and for ASR text the corpus's
+    recogniser (``corpora.<corpus>.asr`` over ``asr``). The text source is the corpus's
+    (:func:`~serflow.corpora.settings.corpus_text_source`) unless given."""
+    source = text_source or corpus_text_source(config, corpus)
     align = config["align"]
     recipe: dict[str, Any] = {"text_source": source, "backend": align["backend"], "seed": align.get("seed", 0)}
     if align["backend"] == "mfa":
@@ -82,22 +88,26 @@ def text_recipe(config: Mapping[str, Any], text_source: str | None = None) -> st
     if align["backend"] == "iemocap":
         recipe["iemocap"] = align.get("iemocap", {})
     if source == "asr":
-        asr = config["asr"]
-        recipe["asr"] = {k: asr.get(k) for k in ("backend", "model", "model_path", "compute_type", "beam_size")}
+        asr = corpus_asr(config, corpus)
+        recipe["asr"] = {k: asr[k] for k in ASR_RESULT_KEYS}
     return feature_version("text", recipe, "1", {})
 
 
-def plan(config: Mapping[str, Any], corpus: str, feature: str) -> Plan:
-    """The store ``feature`` of ``corpus`` as the configuration defines it."""
+def plan(config: Mapping[str, Any], corpus: str, feature: str, overrides: Mapping[str, Any] | None = None) -> Plan:
+    """The store ``feature`` of ``corpus`` as the configuration defines it; ``overrides``: parameters of an acoustic
+    store that a model family sets for itself (``models.<family>.stores.<feature>``, e.g. MultiModal-ER's librosa
+    MFCC settings), over ``features.acoustic.<feature>``: another version of the same store, beside the global one."""
     kind = kind_of(feature)
     features = config["features"]
     inputs = {"corpus": corpus_recipe(config, corpus), "layout": f"shards={features.get('shards', 4)}"}
+    if overrides and kind != "acoustic":
+        raise ValueError(f"store {feature!r}: only an acoustic store's parameters can be set per model family")
     if kind == "acoustic":
         if feature not in features["acoustic"]:
             raise ValueError(f"feature {feature!r} is not configured under features.acoustic")
-        params = extractor_params(feature, features["acoustic"][feature])
+        params = extractor_params(feature, {**(features["acoustic"][feature] or {}), **dict(overrides or {})})
         return Plan(corpus, feature, kind, params, feature, inputs=inputs, **store_code(feature))
-    inputs["text"] = text_recipe(config)
+    inputs["text"] = text_recipe(config, corpus)
     if kind == "glove":
         glove = {"path": None, "oov": "zero", "seed": 0, **features.get("glove", {})}
         params = {**glove, "source": _glove_source(glove["path"])}

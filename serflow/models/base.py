@@ -45,6 +45,11 @@ class SerModel(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def check_stores(self, metas: Mapping[str, Mapping[str, Any]]) -> None:
+        """Refuse stores this model cannot read correctly (ValueError naming the store and both sides), from
+        each store's ``manifest.json`` ``meta`` (``{store: meta}``); e.g. token ids made by another model's
+        tokenizer. Called once per fold before any utterance is prepared. Default: nothing to check."""
+
     # --- hooks for models whose size or initial weights depend on the training split ------------------------
 
     def fold_hparams(self, train: Sequence[dict[str, np.ndarray]]) -> dict[str, Any]:

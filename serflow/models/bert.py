@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -163,6 +164,22 @@ class BertText(SerModel):
         return self
 
     # ------------------------------------------------------------------ data
+    def check_stores(self, metas: Mapping[str, Mapping[str, Any]]) -> None:
+        """The ``bert_tokens`` store must come from this model's tokenizer: the same model (what really runs, e.g.
+        the MiniLM stand-in) and vocabulary size. Ids from another vocabulary would be valid numbers meaning other
+        words, so this is refused before training rather than found by :meth:`prepare`'s range check (or not)."""
+        made_by = (metas.get("bert_tokens") or {}).get("model") or {}
+        if not made_by:
+            return  # a store written before tokenizers were recorded: prepare's range check is all there is
+        ours = {"model": self.label, "vocab_size": self.vocab_size}
+        theirs = {"model": made_by.get("model"), "vocab_size": made_by.get("vocab_size")}
+        if ours != theirs:
+            raise ValueError(
+                f"the bert_tokens store was tokenised by {theirs['model']} (vocabulary {theirs['vocab_size']}), "
+                f"but this BERT model is {ours['model']} (vocabulary {ours['vocab_size']}): set features.bert to "
+                "the same model and path as models.bert"
+            )
+
     def prepare(self, sample: Sample) -> tuple[dict[str, np.ndarray], dict[str, int]]:
         """Check one utterance's token ids and cut them to ``max_tokens``; returns int64 ``bert_tokens [L']``.
 

@@ -19,6 +19,7 @@ class Variant:
     features: tuple[str, ...]
     fixed: Mapping[str, Any] = field(default_factory=dict)
     paper_row: str = ""
+    components: tuple[str, ...] = ()  # a late fusion: the models whose outputs it averages (it trains nothing)
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,21 @@ CNN14 = Family(
     },
     reference=("cnn14", "bert"),
 )
+LATE_FUSION = Family(
+    "late_fusion",
+    "serflow.models.late_fusion:build",
+    CNN14_PAPER + " (late fusion baseline, Appendix Table 4)",
+    {
+        "lf": Variant(
+            "LF: the average of cnn14's and bert's outputs per utterance (probabilities, or predicted values); "
+            "trains nothing",
+            (),
+            components=("cnn14", "bert"),
+            paper_row="LF",
+        )
+    },
+    reference=("cnn14", "bert"),
+)
 BERT = Family(
     "bert",
     "serflow.models.bert:build",
@@ -238,7 +254,7 @@ WAVFUSION = Family(
     reference=("wavfusion_audio",),
 )
 
-FAMILIES: tuple[Family, ...] = (WISE, GBAN, CNN14, BERT, MMER, WAVFUSION)
+FAMILIES: tuple[Family, ...] = (WISE, GBAN, CNN14, BERT, LATE_FUSION, MMER, WAVFUSION)
 
 
 def variants_of(family: Family) -> dict[str, tuple[str, dict[str, Any]]]:

@@ -33,6 +33,7 @@ class ModelSpec:
     description: str
     paper: str = ""
     fixed: Mapping[str, Any] = field(default_factory=dict)
+    components: tuple[str, ...] = ()  # a late fusion of these models' outputs: built by the workflow, not trained
 
     def builder(self) -> Callable[..., Any]:
         if callable(self.build):
@@ -55,6 +56,7 @@ class ModelSpec:
             "features": list(self.features),
             "family": self.family,
             "fixed": dict(self.fixed),
+            "components": list(self.components),
         }
 
     def create(self, n_classes: int, **hparams: Any) -> Any:
@@ -98,6 +100,7 @@ def _register_catalogue() -> None:
                     description=variant.description,
                     paper=family.paper,
                     fixed=dict(variant.fixed),
+                    components=variant.components,
                 )
             )
 

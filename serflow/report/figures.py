@@ -18,7 +18,7 @@ CODE_RESOURCES = ("paper_figures.yaml",)  # part of the code identity of every j
 
 
 def load_paper_figures(path: str | os.PathLike[str] = PAPER_FIGURES) -> dict[str, Any]:
-    """``{"sources": {...}, "models": {model: {wa, ua, row, source, table, note?}}}``, checked.
+    """``{"sources": {...}, "models": {run: {wa, ua, ccc, row, source, table, note?}}}``, checked.
 
     A figure is a number in [0, 1] as printed, or absent; every entry names a known source and a table.
     """
@@ -34,6 +34,10 @@ def load_paper_figures(path: str | os.PathLike[str] = PAPER_FIGURES) -> dict[str
             value = entry.get(key)
             if value is not None and not (isinstance(value, int | float) and 0 <= value <= 1):
                 raise ValueError(f"{path}: models.{model}.{key} = {value!r} is not a fraction")
+        for key in ("ccc", "ccc_sd"):
+            values = entry.get(key) or {}
+            if not all(isinstance(v, int | float) and -1 <= v <= 1 for v in values.values()):
+                raise ValueError(f"{path}: models.{model}.{key} holds a value outside [-1, 1]")
         folds = entry.get("folds_wa") or []
         if not all(isinstance(v, int | float) and 0 <= v <= 1 for v in folds):
             raise ValueError(f"{path}: models.{model}.folds_wa holds a value that is not a fraction")
@@ -60,7 +64,8 @@ def paper_entry(model: str, corpus_spec: Mapping[str, Any] | None = None) -> dic
     if entry is None:
         return None
     source = figures["sources"][entry["source"]]
-    out = {key: entry[key] for key in ("wa", "ua", "folds_wa", "row", "table", "note") if entry.get(key) is not None}
+    keys = ("wa", "ua", "ua_sd", "ccc", "ccc_sd", "folds_wa", "row", "table", "note")
+    out = {key: entry[key] for key in keys if entry.get(key) is not None}
     out.update(paper=source["paper"], dataset=source["dataset"], protocol=source["protocol"], labels=source["labels"])
     if corpus_spec is not None:
         out["comparable"] = comparable(corpus_spec, source)

@@ -96,12 +96,13 @@ def plot_folds(folds: Sequence[Mapping[str, Any]], path: str | os.PathLike[str],
         return
     table = pd.DataFrame(folds)
     models = list(dict.fromkeys(table["model"]))
-    columns = table[["fold", "test_group"]].drop_duplicates().sort_values("fold")
-    labels = [f"{row.fold}: {row.test_group}" for row in columns.itertuples()]
+    # columns by test group, so folds of different protocols (Ses01 / Ses01F) stay apart
+    columns = table[["fold", "test_group"]].drop_duplicates("test_group").sort_values(["test_group", "fold"])
+    labels = [str(group) for group in columns["test_group"]]
     fig, axes = _figure(1, 2, figsize=(max(7.0, 1.7 * len(labels) + 3), 0.45 * len(models) + 2.0))
     for ax, key in zip(axes, ("wa", "ua"), strict=True):
-        grid = table.pivot_table(index="model", columns="fold", values=key).reindex(index=models)
-        grid = grid.reindex(columns=list(columns["fold"]))
+        grid = table.pivot_table(index="model", columns="test_group", values=key).reindex(index=models)
+        grid = grid.reindex(columns=labels)
         image = ax.imshow(grid.to_numpy(), cmap="YlGnBu", vmin=1 / n_classes, vmax=1, aspect="auto")
         for (i, j), value in np.ndenumerate(grid.to_numpy()):
             if not np.isnan(value):
@@ -155,13 +156,16 @@ def plot_confusion(
 
 
 def plot_curves(history: pd.DataFrame, path: str | os.PathLike[str], title: str) -> None:
-    """Training curves of every fold (and seed): losses, and validation UA with the kept epoch starred.
+    """Training curves of every fold (and seed): losses, and the validation score the epoch is selected on (UA;
+    the mean CCC for a regression) with the kept epoch starred.
 
     ``history``: the concatenated ``history.tsv`` files with a ``fold`` column.
     """
     if history.empty:
         _no_data(path, title, "no training history")
         return
+    score, name_of_score = ("val_ua", "UA") if "val_ua" in history else ("val_ccc", "mean CCC")
+    regression = score == "val_ccc"
     fig, (loss_ax, ua_ax) = _figure(1, 2, figsize=(11, 4))
     runs = history.groupby(["fold", "seed"], sort=True)
     for k, ((fold, seed), run) in enumerate(runs):
@@ -169,22 +173,83 @@ def plot_curves(history: pd.DataFrame, path: str | os.PathLike[str], title: str)
         name = f"fold {fold}" + (f" seed {seed}" if history["seed"].nunique() > 1 else "")
         loss_ax.plot(run["epoch"], run["train_loss"], color=color, linestyle="--", linewidth=1, alpha=0.8)
         loss_ax.plot(run["epoch"], run["val_loss"], color=color, linewidth=1.4, label=name)
-        ua_ax.plot(run["epoch"], run["val_ua"], color=color, linewidth=1.2, alpha=0.85, label=name)
+        ua_ax.plot(run["epoch"], run[score], color=color, linewidth=1.2, alpha=0.85, label=name)
         best = run[run["best"].astype(str).str.lower() == "true"]
-        ua_ax.scatter(best["epoch"], best["val_ua"], marker="*", s=90, color=color, edgecolors="black", zorder=3)
-    mean = history.groupby("epoch")["val_ua"].mean()
+        ua_ax.scatter(best["epoch"], best[score], marker="*", s=90, color=color, edgecolors="black", zorder=3)
+    mean = history.groupby("epoch")[score].mean()
     ua_ax.plot(mean.index, mean.to_numpy(), color="black", linewidth=2.2, label="mean")
     loss_ax.set_title("loss (solid: validation, dashed: training)", fontsize=10)
     loss_ax.set_xlabel("epoch")
-    loss_ax.set_ylabel("cross-entropy")
-    ua_ax.set_title("validation UA (★ the epoch kept)", fontsize=10)
+    loss_ax.set_ylabel("loss (MSE or 1 - mean CCC)" if regression else "cross-entropy")
+    ua_ax.set_title(f"validation {name_of_score} (★ the epoch kept)", fontsize=10)
     ua_ax.set_xlabel("epoch")
-    ua_ax.set_ylim(0, 1)
+    ua_ax.set_ylim(-1 if regression and history[score].min() < 0 else 0, 1)
     for ax in (loss_ax, ua_ax):
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
     ua_ax.legend(fontsize=7, loc="lower right", ncols=2, frameon=False)
     fig.suptitle(title, fontsize=11)
+    _save(fig, path)
+
+
+def plot_regression(predictions: pd.DataFrame, path: str | os.PathLike[str], title: str) -> None:
+    """Predicted against true value per dimension (one panel each; every test utterance and seed, all folds), the
+    identity line, and the pooled CCC. ``predictions``: columns ``dimension``, ``actual``, ``predicted``."""
+    from serflow.train.tasks import ccc
+
+    if predictions.empty:
+        _no_data(path, title, "no predictions")
+        return
+    dims = list(dict.fromkeys(predictions["dimension"]))
+    fig, axes = _figure(1, len(dims), figsize=(3.8 * len(dims) + 0.6, 4.0), squeeze=False)
+    for ax, dim in zip(axes[0], dims, strict=True):
+        rows = predictions[predictions["dimension"] == dim]
+        x, y = rows["actual"].to_numpy(float), rows["predicted"].to_numpy(float)
+        ax.scatter(x, y, s=6, alpha=0.35, color=UA_COLOR, linewidths=0)
+        lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+        ax.plot([lo, hi], [lo, hi], color="0.3", linestyle=":", linewidth=1)
+        ax.set_title(f"{dim}: CCC {ccc(y, x):.3f} (pooled, n={len(rows)})", fontsize=10)
+        ax.set_xlabel("true")
+        ax.set_ylabel("predicted")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=11)
+    _save(fig, path)
+
+
+def plot_dimensions(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], title: str) -> None:
+    """CCC per run (groups) and dimension (bars): means over folds and seeds, whiskers ± std over folds, the
+    paper's CCC as a dash where it prints one. ``rows``: :func:`serflow.report.summary.dimension_rows`."""
+    if not rows:
+        _no_data(path, title, "no dimensional results (train.tasks has only the categorical task)")
+        return
+    runs = list(dict.fromkeys(r["model"] for r in rows))
+    dims = list(dict.fromkeys(r["dimension"] for r in rows))
+    width = 0.8 / len(dims)
+    fig, ax = _figure(figsize=(max(6.0, 1.0 * len(runs) + 2), 4.4))
+    for k, dim in enumerate(dims):
+        mine = {r["model"]: r for r in rows if r["dimension"] == dim}
+        xs = [i + (k - (len(dims) - 1) / 2) * width for i, run in enumerate(runs) if run in mine]
+        values = [mine[run] for run in runs if run in mine]
+        ax.bar(
+            xs,
+            [r["ccc"] for r in values],
+            width,
+            yerr=[r["ccc_fold_std"] for r in values],
+            capsize=2,
+            color=FOLD_COLORS[k],
+            alpha=0.85,
+            label=dim,
+        )
+        paper = [(x, r["paper_ccc"]) for x, r in zip(xs, values, strict=True) if r["paper_ccc"] is not None]
+        if paper:
+            ax.scatter(*zip(*paper, strict=True), marker="_", s=200, linewidths=2, color="black", zorder=4)
+    ax.axhline(0, color="0.4", linewidth=0.8)
+    ax.set_xticks(range(len(runs)), runs, rotation=25, ha="right")
+    ax.set_ylim(min(0.0, min(r["ccc"] - r["ccc_fold_std"] for r in rows) - 0.05), 1)
+    ax.set_ylabel("CCC (mean over folds; — the paper's)")
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", ncols=3, frameon=False)
     _save(fig, path)
 
 

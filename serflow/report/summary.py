@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from serflow.report.figures import comparable
+from serflow.report.significance import significance_columns, significance_legend, significance_marks
 
 SUMMARY_COLUMNS = (
     "model",
@@ -48,7 +49,28 @@ SUMMARY_COLUMNS = (
     "paper_source",
     "reduced",
 )
-FOLD_COLUMNS = ("model", "fold", "test_group", "n", "wa", "ua", "macro_f1", "paper_wa")
+FOLD_COLUMNS = ("model", "protocol", "fold", "test_group", "n", "wa", "ua", "macro_f1", "paper_wa")
+DIMENSION_COLUMNS = (
+    "model",
+    "task",
+    "loss",
+    "dimension",
+    "protocol",
+    "folds",
+    "seeds",
+    "n",
+    "dropped",
+    "ccc",
+    "ccc_fold_std",
+    "ccc_seed_std",
+    "pearson",
+    "mse",
+    "pooled_ccc",
+    "paper_ccc",
+    "paper_ccc_sd",
+    "paper_source",
+    "reduced",
+)
 HISTORY_COLUMNS = ("train_loss", "val_loss", "val_wa", "val_ua")
 
 
@@ -58,10 +80,22 @@ HISTORY_COLUMNS = ("train_loss", "val_loss", "val_wa", "val_ua")
 # --------------------------------------------------------------------------------- per model
 
 
+def is_dimensional(result: Mapping[str, Any]) -> bool:
+    """Whether a result is a regression of emotion dimensions (``model@task``) rather than the categorical task."""
+    return (result.get("task") or {}).get("name", "categorical") != "categorical"
+
+
+def _reduced(result: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted((result.get("reduced") or {}).items()))
+
+
 def summary_rows(results: Sequence[Mapping[str, Any]], figures: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per result file, in the order given, with the paper's figure where there is one."""
+    """One row per categorical result file, in the order given, with the paper's figure where there is one
+    (the dimensional results: :func:`dimension_rows`)."""
     rows = []
     for r in results:
+        if is_dimensional(r):
+            continue
         paper = figures["models"].get(r["model"], {})
         source = figures["sources"].get(paper.get("source"), {})
         rows.append(
@@ -69,6 +103,7 @@ def summary_rows(results: Sequence[Mapping[str, Any]], figures: Mapping[str, Any
                 "model": r["model"],
                 "family": r["family"],
                 "text_source": r["text_source"],
+                "protocol": r["protocol"],
                 "folds": r["n_folds"],
                 "seeds": len(r["seeds"]),
                 "n": r["utterances"]["used"],
@@ -86,10 +121,87 @@ def summary_rows(results: Sequence[Mapping[str, Any]], figures: Mapping[str, Any
                 "paper_row": paper.get("row"),
                 "paper_source": f"{source['paper']}, {paper['table']}" if paper else None,
                 "paper_decimals": source.get("decimals", 3),
-                "reduced": ", ".join(f"{k}={v}" for k, v in sorted((r.get("reduced") or {}).items())),
+                "reduced": _reduced(r),
             }
         )
     return rows
+
+
+def dimension_rows(results: Sequence[Mapping[str, Any]], figures: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per dimension of each dimensional result (``model@task``): CCC (mean over folds and seeds, its std
+    over folds and over seeds), Pearson's r, MSE, the CCC of all folds' predictions pooled, the paper's CCC."""
+    rows = []
+    for r in results:
+        if not is_dimensional(r):
+            continue
+        paper = figures["models"].get(r["model"], {})
+        source = figures["sources"].get(paper.get("source"), {})
+        task = r["task"]
+        for dim in task["outputs"]:
+            rows.append(
+                {
+                    "model": r["model"],
+                    "family": r["family"],
+                    "task": task["name"],
+                    "loss": task["loss"],
+                    "dimension": dim,
+                    "protocol": r["protocol"],
+                    "folds": r["n_folds"],
+                    "seeds": len(r["seeds"]),
+                    "n": r["utterances"]["used"],
+                    "dropped": r["utterances"]["dropped"],
+                    "ccc": r[f"ccc_{dim}"],
+                    "ccc_fold_std": r["fold_std"][f"ccc_{dim}"],
+                    "ccc_seed_std": r[f"ccc_{dim}_std"],
+                    "pearson": r[f"pearson_{dim}"],
+                    "mse": r[f"mse_{dim}"],
+                    "pooled_ccc": r["pooled"][f"ccc_{dim}"],
+                    "paper_ccc": (paper.get("ccc") or {}).get(dim),
+                    "paper_ccc_sd": (paper.get("ccc_sd") or {}).get(dim),
+                    "paper_source": f"{source['paper']}, {paper['table']}" if paper else None,
+                    "reduced": _reduced(r),
+                }
+            )
+    return rows
+
+
+def dimensions_markdown(
+    rows: Sequence[Mapping[str, Any]], significance: Sequence[Mapping[str, Any]] | None
+) -> list[str]:
+    """The dimensional table: one line per run and dimension, CCC ± std over folds (over seeds in brackets)."""
+    if not rows:
+        return []
+    marks = significance_marks(significance or [], metric="ccc")
+    several_seeds = any(row["seeds"] > 1 for row in rows)
+    lines = [
+        "",
+        "## Emotion dimensions",
+        "",
+        "CCC per dimension (mean over folds and seeds ± std over folds; over seeds in brackets), Pearson's r, MSE "
+        "on the corpus's scale, and the CCC of all test predictions pooled. `@vad`: one model for the three "
+        "dimensions, mean-CCC loss; `@arousal` etc.: one model per dimension, MSE loss. Marks on a run's mean CCC.",
+        "",
+    ]
+    header = ["run", "dimension", "protocol: folds x seeds", "n", "CCC", "r", "MSE", "pooled CCC", "paper CCC"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows:
+        ccc = f"{row['ccc']:.3f} ± {row['ccc_fold_std']:.3f}" + (
+            f" ({row['ccc_seed_std']:.3f})" if several_seeds else ""
+        )
+        paper = "" if row["paper_ccc"] is None else f"{row['paper_ccc']:.3f} ({row['paper_ccc_sd']:.3f})"
+        cells = [
+            f"`{row['model']}`" + (" (reduced)" if row["reduced"] else "") + marks.get(row["model"], ""),
+            row["dimension"],
+            f"{row['protocol']}: {row['folds']} x {row['seeds']}",
+            str(row["n"]) + (f" ({row['dropped']} dropped)" if row["dropped"] else ""),
+            ccc,
+            f"{row['pearson']:.3f}",
+            f"{row['mse']:.3f}",
+            f"{row['pooled_ccc']:.3f}",
+            paper,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _fold_comparison(results: Sequence[Mapping[str, Any]], figures: Mapping[str, Any]) -> list[str]:
@@ -119,12 +231,16 @@ def _cell(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def summary_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The rows as CSV (4 decimals; an empty cell where a paper gives no figure)."""
+def summary_csv(rows: Sequence[Mapping[str, Any]], significance: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """The rows as CSV (4 decimals; an empty cell where a paper gives no figure); with ``significance``
+    (:func:`serflow.report.significance.reference_tests`), each reference model and its p-values after them."""
+    extra, values = significance_columns(significance) if significance is not None else ([], {})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(SUMMARY_COLUMNS)
-    writer.writerows([_cell(row[c]) for c in SUMMARY_COLUMNS] for row in rows)
+    writer.writerow([*SUMMARY_COLUMNS, *extra])
+    for row in rows:
+        mine = values.get(row["model"], {})
+        writer.writerow([_cell(row[c]) for c in SUMMARY_COLUMNS] + [_cell(mine.get(c)) for c in extra])
     return out.getvalue()
 
 
@@ -133,23 +249,32 @@ def summary_markdown(
     results: Sequence[Mapping[str, Any]],
     corpus_spec: Mapping[str, Any],
     figures: Mapping[str, Any],
+    significance: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
-    """A Markdown page: what was run, the table, and where each paper figure comes from."""
+    """A Markdown page: what was run, the table, and where each paper figure comes from; with ``significance``
+    (:func:`serflow.report.significance.reference_tests`), UA (a dimensional run's mean CCC) marked where it differs
+    from a reference model. ``rows``: :func:`summary_rows`; the dimensional results' table comes after."""
     if not results:
         raise ValueError("no result files to summarise")
     first = results[0]
     corpus = first["corpus"]
     merge = ", ".join(f"{k} -> {v}" for k, v in (first.get("label_merge") or {}).items()) or "none"
+    protocols = sorted({r["protocol"] for r in results})
+    seeds = sorted({len(r["seeds"]) for r in results})
     lines = [
         f"# {corpus}: WA / UA per model",
         "",
-        f"Protocol `{first['protocol']}` ({first['n_folds']} folds), classes {', '.join(first['labels'])} "
-        f"(merge: {merge}), seeds {', '.join(map(str, first['seeds']))}. WA = overall accuracy, UA = mean "
-        "per-class recall: means over folds (and seeds), ± the standard deviation over folds; over seeds in "
-        "brackets when there are several. Definitions: `docs/results.md`.",
+        f"Protocol {' / '.join(f'`{p}`' for p in protocols)}"
+        + (f" ({first['n_folds']} folds)" if len(protocols) == 1 else " (per row)")
+        + f", classes {', '.join(first['labels'])} (merge: {merge}), "
+        + (f"seeds {', '.join(map(str, first['seeds']))}" if len(seeds) == 1 else "seeds per row")
+        + ". WA = overall accuracy, UA = mean per-class recall: means over folds (and seeds), ± the standard "
+        "deviation over folds; over seeds in brackets when there are several. Definitions: `docs/results.md`.",
         "",
     ]
-    sources_used = {figures["models"][r["model"]]["source"] for r in rows if r["model"] in figures["models"]}
+    dims = dimension_rows(results, figures)
+    runs = [r["model"] for r in results]
+    sources_used = {figures["models"][m]["source"] for m in runs if m in figures["models"]}
     if corpus_spec.get("synth"):
         lines += [
             f"> **Not comparable with the papers.** `{corpus}` is the synthetic demo corpus (espeak-ng speech); "
@@ -165,38 +290,49 @@ def summary_markdown(
         text = f"{row[key]:.3f} ± {row[key + '_fold_std']:.3f}"
         return text + (f" ({row[key + '_seed_std']:.3f})" if several_seeds else "")
 
+    marks = significance_marks(significance or [])
     header = ["model", "text", "folds x seeds", "n", "WA", "UA", "macro-F1", "paper WA", "paper UA", "paper"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    if rows:
+        lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in rows:
         paper = f"{row['paper_dataset']}, {row['paper_row']}" if row["paper_source"] else ""
         cells = [
             f"`{row['model']}`" + (" (reduced)" if row["reduced"] else ""),
             row["text_source"],
-            f"{row['folds']} x {row['seeds']}",
+            (f"{row['protocol']}: " if len(protocols) > 1 else "") + f"{row['folds']} x {row['seeds']}",
             str(row["n"]) + (f" ({row['dropped']} dropped)" if row["dropped"] else ""),
             score(row, "wa"),
-            score(row, "ua"),
+            score(row, "ua") + marks.get(row["model"], ""),
             f"{row['macro_f1']:.3f}",
             _cell(row["paper_wa"], row["paper_decimals"]),
             _cell(row["paper_ua"], row["paper_decimals"]),
             paper,
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += _fold_comparison(results, figures)
+    lines += dimensions_markdown(dims, significance)
+    if significance is not None:  # the categorical runs' marks are on UA, the dimensional runs' on the mean CCC
+        dimensional = {r["model"] for r in results if is_dimensional(r)}
+        categorical_tests = [t for t in significance if t["model"] not in dimensional]
+        dimension_tests = [t for t in significance if t["model"] in dimensional]
+        if categorical_tests or not dimension_tests:
+            lines += ["", *significance_legend(categorical_tests, corpus)]
+        if dimension_tests:
+            lines += ["", *significance_legend(dimension_tests, corpus, metric="ccc")]
+    lines += _fold_comparison([r for r in results if not is_dimensional(r)], figures)
     for key in sorted(sources_used):
         source = figures["sources"][key]
         details = "; ".join(filter(None, (source.get("dataset"), source.get("labels"), source.get("protocol"))))
         lines += ["", f"Paper figures from {source['paper']} ({details}; `serflow/report/paper_figures.yaml`):"]
-        for row in rows:
-            entry = figures["models"].get(row["model"])
+        for run in runs:
+            entry = figures["models"].get(run)
             if entry and entry["source"] == key:
                 note = f"; {entry['note']}" if entry.get("note") else ""
-                lines.append(f'- `{row["model"]}`: {entry["table"]}, row "{entry["row"]}"{note}.')
-    reduced = [row for row in rows if row["reduced"]]
+                lines.append(f'- `{run}`: {entry["table"]}, row "{entry["row"]}"{note}.')
+    reduced = {r["model"]: _reduced(r) for r in results if r.get("reduced")}
     if reduced:
         lines += ["", "Reduced settings (this corpus's, not the paper's; `corpora.<corpus>.families` in the config):"]
-        lines += [f"- `{row['model']}`: {row['reduced']}" for row in reduced]
-    missing = [row["model"] for row in rows if not row["paper_source"]]
+        lines += [f"- `{run}`: {text}" for run, text in reduced.items()]
+    missing = [run for run in runs if run not in figures["models"]]
     if missing:
         lines += ["", "No paper figure for: " + ", ".join(f"`{m}`" for m in missing) + "."]
     return "\n".join(lines) + "\n"
@@ -208,9 +344,10 @@ def summary_html(
     results: Sequence[Mapping[str, Any]],
     corpus_spec: Mapping[str, Any],
     figures: Mapping[str, Any],
+    significance: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
     """A small self-contained HTML page for the report: the summary, then WA / UA per fold."""
-    markdown = summary_markdown(rows, results, corpus_spec, figures).splitlines()
+    markdown = summary_markdown(rows, results, corpus_spec, figures, significance).splitlines()
     title = markdown[0].removeprefix("# ")
     parts = [
         "<!DOCTYPE html>",
@@ -224,60 +361,54 @@ def summary_html(
         "</style></head><body>",
         f"<h2>{html.escape(title)}</h2>",
     ]
-    for line in markdown[1:]:
-        if line.startswith("> "):
-            parts.append(f'<p class="note">{_inline(line[2:])}</p>')
-        elif line and not line.startswith(("|", "- ", "Paper figures from ", "No paper figure")):
-            parts.append(f"<p>{_inline(line)}</p>")
-    header = ["model", "text", "folds x seeds", "n", "WA", "± fold std", "UA", "± fold std", "macro-F1"]
-    header += ["paper WA", "paper UA", "paper row"]
-    parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in header) + "</tr>")
-    for row in rows:
-        cells = [
-            row["model"],
-            row["text_source"],
-            f"{row['folds']} x {row['seeds']}",
-            str(row["n"]),
-            f"{row['wa']:.3f}",
-            f"{row['wa_fold_std']:.3f}",
-            f"{row['ua']:.3f}",
-            f"{row['ua_fold_std']:.3f}",
-            f"{row['macro_f1']:.3f}",
-        ]
-        paper = [_cell(row["paper_wa"], 3), _cell(row["paper_ua"], 3)]
-        paper.append(f"{row['paper_dataset']}: {row['paper_row']}" if row["paper_source"] else "")
-        parts.append(
-            "<tr>"
-            + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
-            + "".join(f'<td class="paper">{html.escape(c)}</td>' for c in paper)
-            + "</tr>"
-        )
-    parts.append("</table>")
-    in_list = False
-    for line in markdown:
-        if line.startswith("Paper figures from ") or line.startswith("No paper figure"):
-            parts.append(("</ul>" if in_list else "") + f"<p>{_inline(line)}</p>")
-            in_list = False
-        elif line.startswith("- "):
-            parts.append(("" if in_list else "<ul>") + f"<li>{_inline(line[2:])}</li>")
-            in_list = True
-    if in_list:
-        parts.append("</ul>")
+    parts += markdown_html(markdown[1:])
     table = pd.DataFrame(folds)
     if not table.empty:
-        groups = table[["fold", "test_group"]].drop_duplicates().sort_values("fold")
+        groups = sorted(table["test_group"].astype(str).unique())  # protocols' folds apart (Ses01 / Ses01F)
         parts.append("<h3>Per test fold (WA / UA)</h3><table><tr><th>model</th>")
-        parts += [f"<th>{g.fold}: {html.escape(str(g.test_group))}</th>" for g in groups.itertuples()]
+        parts += [f"<th>{html.escape(g)}</th>" for g in groups]
         parts.append("</tr>")
         for model in dict.fromkeys(table["model"]):
-            mine = table[table["model"] == model].set_index("fold")
-            cells = [
-                f"{mine.at[f, 'wa']:.3f} / {mine.at[f, 'ua']:.3f}" if f in mine.index else "" for f in groups["fold"]
-            ]
+            mine = table[table["model"] == model].set_index("test_group")
+            cells = [f"{mine.at[g, 'wa']:.3f} / {mine.at[g, 'ua']:.3f}" if g in mine.index else "" for g in groups]
             parts.append(f"<tr><td>{html.escape(model)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def markdown_html(lines: Sequence[str]) -> list[str]:
+    """The summary's Markdown as HTML: headings, notes (``>``), tables (``|``), lists (``-``) and paragraphs."""
+    parts: list[str] = []
+    block: str | None = None  # the open element: "table" or "ul"
+    for line in lines:
+        kind = "table" if line.startswith("|") else "ul" if line.startswith("- ") else None
+        if block and kind != block:
+            parts.append(f"</{block}>")
+            block = None
+        if kind == "table":
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if all(set(c) <= {"-"} for c in cells):
+                continue
+            tag = "td" if block else "th"
+            if not block:
+                parts.append("<table>")
+                block = "table"
+            parts.append("<tr>" + "".join(f"<{tag}>{_inline(c)}</{tag}>" for c in cells) + "</tr>")
+        elif kind == "ul":
+            if not block:
+                parts.append("<ul>")
+                block = "ul"
+            parts.append(f"<li>{_inline(line[2:])}</li>")
+        elif line.startswith("## "):
+            parts.append(f"<h3>{_inline(line[3:])}</h3>")
+        elif line.startswith("> "):
+            parts.append(f'<p class="note">{_inline(line[2:])}</p>')
+        elif line:
+            parts.append(f"<p>{_inline(line)}</p>")
+    if block:
+        parts.append(f"</{block}>")
+    return parts
 
 
 def _inline(text: str) -> str:
@@ -288,14 +419,18 @@ def _inline(text: str) -> str:
 
 
 def fold_rows(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """WA / UA / macro-F1 (means over seeds) per model and fold, and the paper's WA of that fold where printed."""
+    """WA / UA / macro-F1 (means over seeds) per categorical model and fold, and the paper's WA of that fold where
+    printed."""
     rows = []
     for r in results:
+        if is_dimensional(r):
+            continue
         paper = ((r.get("paper") or {}).get("folds_wa")) or []
         for f in r["folds"]:
             rows.append(
                 {
                     "model": r["model"],
+                    "protocol": r["protocol"],
                     "fold": f["fold"],
                     "test_group": f["test_group"],
                     "n": f["n"],
@@ -333,14 +468,42 @@ def read_histories(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
 
 
 def mean_history(history: pd.DataFrame) -> pd.DataFrame:
-    """Per epoch: the mean over the runs (folds x seeds) that reached it, and how many did (``runs``).
+    """Per epoch: the mean over the runs (folds x seeds) that reached it, and how many did (``runs``), of the
+    losses and validation scores (UA, WA; a regression's CCC per dimension and their mean).
 
     Early stopping ends runs at different epochs, so late epochs average fewer runs.
     """
     grouped = history.groupby("epoch", sort=True)
-    table = grouped[list(HISTORY_COLUMNS)].mean()
+    columns = [c for c in HISTORY_COLUMNS if c in history] + [
+        c for c in history.columns if c.startswith("val_ccc") and c not in HISTORY_COLUMNS
+    ]
+    table = grouped[columns].mean()
     table.insert(0, "runs", grouped.size())
     return table.reset_index()
+
+
+def regression_pairs(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
+    """``dimension, actual, predicted`` per test utterance, seed and dimension over all folds (a regression run's
+    ``predictions.parquet`` holds ``true_<dim>`` and ``pred_<dim>``), what ``dvc plots`` draws as a scatter."""
+    frames = []
+    for path in paths:
+        table = pd.read_parquet(path)
+        for dim in (c.removeprefix("true_") for c in table.columns if c.startswith("true_")):
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "utt_id": table["utt_id"],
+                        "seed": table["seed"],
+                        "dimension": dim,
+                        "actual": table[f"true_{dim}"].astype(float),
+                        "predicted": table[f"pred_{dim}"].astype(float),
+                    }
+                )
+            )
+    if not frames:
+        raise ValueError("no regression predictions (true_<dimension> columns)")
+    table = pd.concat(frames, ignore_index=True).sort_values(["dimension", "utt_id", "seed"], kind="stable")
+    return table[["dimension", "actual", "predicted"]].reset_index(drop=True)
 
 
 def prediction_pairs(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:

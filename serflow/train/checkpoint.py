@@ -67,8 +67,12 @@ def load_state(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], d
 def load_model(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the registered model a checkpoint came from and load its weights (strictly), in eval mode."""
     from serflow.models import get_spec
+    from serflow.train.tasks import split_run
 
     state, meta = load_state(path)
-    model = get_spec(meta["model"]).create(meta["n_classes"], **meta["hparams"])
+    # the weights come from the checkpoint: a pretrained file the model started from (CNN14's PANNs weights) is not
+    # needed, nor read, again
+    hparams = {**meta["hparams"], **({"pretrained": None} if "pretrained" in meta["hparams"] else {})}
+    model = get_spec(split_run(meta["model"])[0]).create(meta["n_classes"], **hparams)
     model.load_state_dict(state, strict=True)
     return model.eval(), meta

@@ -35,7 +35,7 @@ ROLE_HPARAM = {"audio": "audio_dim", "text": "text_dim"}
 # one of them: the CPU thread count changes the floating-point reduction order of torch's kernels, so the same
 # fold trained with 1 and 2 threads gives different bytes. The job uses exactly `train.threads` (whatever
 # `--cores` the run was given), records it, and a change reruns the training.
-RUN_ONLY_KEYS = ("models", "mem_mb", "runtime")
+RUN_ONLY_KEYS = ("models", "tasks", "mem_mb", "runtime")
 CLASS_WEIGHTS = ("none", "balanced")
 SELECTIONS = ("ua", "wa", "loss")
 TRAIN_SCRIPT = "train.py"  # workflow_scripts/: the train job's entry point, part of its code identity
@@ -125,6 +125,9 @@ class OptimSettings:
         return values
 
 
+TARGET_SCALINGS = ("standardise", "none")
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     """The merged ``train:`` section for one corpus (defaults match ``config/schema.yaml``)."""
@@ -140,9 +143,11 @@ class TrainSettings:
     mem_mb: int = 8000
     runtime: int = 240
     models: tuple[str, ...] = field(default_factory=tuple)
+    tasks: tuple[str, ...] = ("categorical",)  # which runs a model gets: categorical, vad, valence, arousal, dominance
     class_weights: str = "none"  # none | balanced: each class weighted n / (classes * count) in the training loss
     selection: str = "ua"  # the validation score that picks the kept epoch and stops early: ua | wa | loss
     validation_fraction: float | None = None  # redraw a fold's validation split as this share of its training part
+    target_scaling: str = "standardise"  # regression targets: standardise (train split's mean / std) | none
 
     def __post_init__(self) -> None:
         if not self.seeds:
@@ -159,6 +164,8 @@ class TrainSettings:
             raise ValueError(f"train.class_weights must be one of {CLASS_WEIGHTS}, got {self.class_weights!r}")
         if self.selection not in SELECTIONS:
             raise ValueError(f"train.selection must be one of {SELECTIONS}, got {self.selection!r}")
+        if self.target_scaling not in TARGET_SCALINGS:
+            raise ValueError(f"train.target_scaling must be one of {TARGET_SCALINGS}, got {self.target_scaling!r}")
         if self.validation_fraction is not None and not 0 < self.validation_fraction < 1:
             raise ValueError(f"train.validation_fraction must be in (0, 1), got {self.validation_fraction}")
 
@@ -169,7 +176,7 @@ class TrainSettings:
         if unknown:
             raise ValueError(f"unknown train settings {unknown}; known: {sorted(known)}")
         values = dict(section)
-        for key in ("seeds", "models"):
+        for key in ("seeds", "models", "tasks"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)
@@ -184,6 +191,9 @@ class TrainSettings:
         return {k: v for k, v in self.as_dict().items() if k not in RUN_ONLY_KEYS}
 
 
+SECTION_KEYS = ("optim", "train", "stores")  # a family's sub-sections, merged key by key over models.<family>
+
+
 def family_section(config: Mapping[str, Any], corpus: str, family: str) -> dict[str, Any]:
     """A family's config section on one corpus: ``models.<family>`` with ``corpora.<corpus>.families.<family>``
     merged over it (its hyperparameters and ``optim`` key by key, its ``train`` key by key): the demo's smaller
@@ -191,7 +201,7 @@ def family_section(config: Mapping[str, Any], corpus: str, family: str) -> dict[
     base = dict((config.get("models") or {}).get(family) or {})
     override = dict(((config["corpora"][corpus].get("families") or {}).get(family)) or {})
     merged = {**base, **override}
-    for key in ("optim", "train"):
+    for key in SECTION_KEYS:
         if key in base or key in override:
             merged[key] = {**(base.get(key) or {}), **(override.get(key) or {})}
     return merged
@@ -201,7 +211,7 @@ def reduced_settings(config: Mapping[str, Any], corpus: str, family: str) -> dic
     """The hyperparameters and optimiser settings a corpus changes for a family (``{}``: the paper's): recorded in
     every result, and the summary marks such rows as a reduced setting."""
     override = ((config["corpora"][corpus].get("families") or {}).get(family)) or {}
-    return {k: v for k, v in override.items() if k != "train"}
+    return {k: v for k, v in override.items() if k != "train"}  # stores included: another front end is reduced
 
 
 def merge_train_config(config: Mapping[str, Any], corpus: str, family: str | None = None) -> dict[str, Any]:
@@ -227,6 +237,7 @@ def family_settings(section: Mapping[str, Any] | None) -> tuple[dict[str, Any], 
     settings are :func:`merge_train_config`'s."""
     hparams = dict(section or {})
     hparams.pop("train", None)
+    hparams.pop("stores", None)  # the family's own store parameters: the workflow's business (other store versions)
     optim = OptimSettings.from_config(hparams.pop("optim", None))
     return hparams, optim
 

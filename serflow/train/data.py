@@ -33,14 +33,18 @@ StoreArrays = Mapping[str, np.ndarray]  # utt_id -> [rows, dims] float32
 
 @dataclass
 class Split:
-    """The usable utterances of one split, in utt_id order, with class indices and prepared arrays."""
+    """The usable utterances of one split, in utt_id order, with their targets (class indices, or the dimensions'
+    values for a regression task) and prepared arrays."""
 
     ids: list[str] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)
+    labels: list[Any] = field(default_factory=list)
     samples: list[dict[str, np.ndarray]] = field(default_factory=list)
 
     @property
     def y(self) -> np.ndarray:
+        """int64 ``[N]`` class indices, or float32 ``[N, D]`` dimension values."""
+        if self.labels and isinstance(self.labels[0], np.ndarray):
+            return np.stack(self.labels).astype(np.float32)
         return np.asarray(self.labels, dtype=np.int64)
 
     def __len__(self) -> int:
@@ -135,8 +139,14 @@ def build_fold_data(
     fold: int,
     test_group: str,
     assignment: Mapping[str, Sequence[str]],
+    targets: Mapping[str, np.ndarray | str] | None = None,
 ) -> FoldData:
-    """Prepare every utterance of the fold with ``model.prepare``; drop the unusable ones with reasons."""
+    """Prepare every utterance of the fold with ``model.prepare``; drop the unusable ones with reasons.
+
+    The targets are the class indices of ``labels_by_utt`` over ``classes``, or, for a regression task, ``targets``:
+    per utterance its values, or the reason it has none (:func:`serflow.train.tasks.dimensional_targets`); only
+    utterances with a label in the classes take part either way (the folds are made of them).
+    """
     index = {label: i for i, label in enumerate(classes)}
     splits = {name: Split() for name in SPLITS}
     counts: dict[str, Counter[str]] = {name: Counter() for name in SPLITS}
@@ -144,9 +154,14 @@ def build_fold_data(
     for name in SPLITS:
         for utt_id in assignment.get(name, ()):
             reason = _label_problem(utt_id, labels_by_utt, index) or _missing_stores(utt_id, stores)
+            target: Any = None
+            if reason is None and targets is not None:
+                value = targets.get(utt_id, "not in the manifest")
+                reason, target = (value, None) if isinstance(value, str) else (None, value)
+            elif reason is None:
+                target = index[labels_by_utt[utt_id]]  # type: ignore[index]
             if reason is None:
-                label = index[labels_by_utt[utt_id]]  # type: ignore[index]
-                reason = _prepare_into(model, utt_id, label, stores, splits[name], counts[name])
+                reason = _prepare_into(model, utt_id, target, stores, splits[name], counts[name])
             if reason is not None:
                 dropped.append(Dropped(utt_id, name, reason))
     for d in dropped:
@@ -174,7 +189,7 @@ def _missing_stores(utt_id: str, stores: Mapping[str, StoreArrays]) -> str | Non
 
 
 def _prepare_into(
-    model: Any, utt_id: str, label: int, stores: Mapping[str, StoreArrays], split: Split, counts: Counter[str]
+    model: Any, utt_id: str, label: Any, stores: Mapping[str, StoreArrays], split: Split, counts: Counter[str]
 ) -> str | None:
     """Run ``prepare()`` on one utterance and keep the result; a ``ValueError`` is a refusal (its reason)."""
     sample = {name: arrays[utt_id] for name, arrays in stores.items()}

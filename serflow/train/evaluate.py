@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from serflow.io import quarantine
 from serflow.report.figures import paper_entry
 from serflow.shards.version import hash_file
 from serflow.train.metrics import classification_metrics, mean_std
+from serflow.train.tasks import Task, regression_metrics, score_keys, summary_scores
 
 RESULTS_FORMAT = "serflow-results/1"
-SCORE_KEYS = ("wa", "ua", "macro_f1")
 
 
 def fold_damage(fold_dir: str | os.PathLike[str], record: Mapping[str, Any]) -> list[Path]:
@@ -83,26 +84,32 @@ def evaluate_model(
         raise ValueError("no fold metrics to aggregate")
     runs_by_fold = {record["fold"]: _read_json(run) for (_, record), run in zip(records, fold_runs, strict=False)}
     first = _check_consistent(folds)
-    labels = first["labels"]
+    task = task_of(first)
+    keys = score_keys(task)
     seeds = [s["seed"] for s in first["seeds"]]
-    per_seed = [_seed_summary(folds, i, seed) for i, seed in enumerate(seeds)]
-    confusion = np.sum([f["confusion"] for f in folds], axis=0)
-    pooled = classification_metrics(confusion, labels)
-    runs = list(runs_by_fold.values())
+    per_seed = [_seed_summary(folds, i, seed, task) for i, seed in enumerate(seeds)]
+    runs = [runs_by_fold[f["fold"]] for f in folds if f["fold"] in runs_by_fold]
     results: dict[str, Any] = {
         "format": RESULTS_FORMAT,
         **{k: first[k] for k in ("corpus", "model", "family", "protocol", "text_source", "labels", "label_merge")},
+        "task": task.as_dict(),
         "n_folds": len(folds),
         "seeds": seeds,
-        "folds": [_fold_summary(f) for f in folds],
+        "folds": [_fold_summary(f, task) for f in folds],
         "per_seed": per_seed,
     }
-    for key in SCORE_KEYS:
+    for key in keys:
         results[key], results[f"{key}_std"] = mean_std([s[key] for s in per_seed])
-    results["fold_std"] = {key: mean_std([f[key] for f in folds])[1] for key in SCORE_KEYS}
-    results["pooled"] = {key: pooled[key] for key in SCORE_KEYS}
-    results["per_class_recall"] = pooled["per_class_recall"]
-    results["confusion"] = confusion.tolist()
+    results["fold_std"] = {key: mean_std([f[key] for f in folds])[1] for key in keys}
+    if task.categorical:
+        confusion = np.sum([f["confusion"] for f in folds], axis=0)
+        pooled = classification_metrics(confusion, task.outputs)
+        results["pooled"] = {key: pooled[key] for key in keys}
+        results["per_class_recall"] = pooled["per_class_recall"]
+        results["confusion"] = confusion.tolist()
+    else:  # every test prediction of all folds together, per seed, then the mean over seeds
+        predictions = [pd.read_parquet(Path(path).with_name("predictions.parquet")) for path, _ in records]
+        results["pooled"] = _pooled_regression(pd.concat(predictions, ignore_index=True), task, seeds)
     results["features"] = {name: {k: v for k, v in f.items() if k != "path"} for name, f in first["features"].items()}
     results["utterances"] = _utterance_summary(folds)
     results["prepare_counts"] = _prepare_counts(folds)
@@ -119,22 +126,32 @@ def evaluate_model(
     # No wall times here: the same config gives the same bytes (they stay in each fold's run.json and in the rules'
     # benchmark files). What ran where does vary, and is recorded: device, CPU and git checkout of every fold.
     results["runtime"] = runs[0]["runtime"] if runs else None
-    results["runs"] = [
-        {
-            "fold": f["fold"],
-            "machine": r["runtime"].get("machine"),
-            "threads": r["runtime"].get("threads"),
-            "git": r.get("git"),
-        }
-        for f, r in zip(folds, runs, strict=False)
-    ]
+    results["runs"] = [{"fold": fold, **_run_summary(run)} for fold, run in sorted(runs_by_fold.items())]
     return results
+
+
+def task_of(record: Mapping[str, Any]) -> Task:
+    """The task a fold or results record was made for (older records: the categorical task over its labels)."""
+    spec = record.get("task") or {"name": "categorical", "outputs": record["labels"]}
+    scale = tuple(spec["scale"]) if spec.get("scale") else None
+    return Task(spec["name"], tuple(spec["outputs"]), spec.get("loss", "cross_entropy"), scale)
+
+
+def _pooled_regression(predictions: pd.DataFrame, task: Task, seeds: Sequence[int]) -> dict[str, float]:
+    per_seed = []
+    for seed in seeds:
+        rows = predictions.loc[predictions["seed"] == seed]
+        pred = rows[[f"pred_{d}" for d in task.outputs]].to_numpy()
+        true = rows[[f"true_{d}" for d in task.outputs]].to_numpy()
+        per_seed.append(summary_scores(regression_metrics(pred, true, task.outputs), task))
+    return {key: float(np.mean([s[key] for s in per_seed])) for key in score_keys(task)}
 
 
 def compact_metrics(results: Mapping[str, Any]) -> dict[str, Any]:
     """The numbers of a results file and nothing else (DVC's metrics file: ``dvc metrics diff`` compares these)."""
-    out: dict[str, Any] = {key: results[key] for key in SCORE_KEYS}
-    out.update({f"{key}_std": results[f"{key}_std"] for key in SCORE_KEYS})
+    keys = score_keys(task_of(results))
+    out: dict[str, Any] = {key: results[key] for key in keys}
+    out.update({f"{key}_std": results[f"{key}_std"] for key in keys})
     out["fold_std"] = dict(results["fold_std"])
     out["pooled"] = dict(results["pooled"])
     out["n"] = results["utterances"]["used"]
@@ -172,26 +189,24 @@ def _check_consistent(folds: list[dict[str, Any]]) -> dict[str, Any]:
     return first
 
 
-def _seed_summary(folds: list[dict[str, Any]], index: int, seed: int) -> dict[str, Any]:
+def _seed_summary(folds: list[dict[str, Any]], index: int, seed: int, task: Task) -> dict[str, Any]:
     """One seed's cross-validated scores: the mean over folds of that seed's fold scores."""
-    return {
-        "seed": seed,
-        **{key: float(np.mean([f["seeds"][index]["test"][key] for f in folds])) for key in SCORE_KEYS},
-    }
+    scores = [summary_scores(f["seeds"][index]["test"], task) for f in folds]
+    return {"seed": seed, **{key: float(np.mean([s[key] for s in scores])) for key in score_keys(task)}}
 
 
-def _fold_summary(fold: dict[str, Any]) -> dict[str, Any]:
+def _fold_summary(fold: dict[str, Any], task: Task) -> dict[str, Any]:
+    keys = score_keys(task)
+    categorical = {"confusion": fold["confusion"], "absent_classes": fold["absent_classes"]} if task.categorical else {}
     return {
         "fold": fold["fold"],
         "test_group": fold["test_group"],
         "n": fold["n"],
-        **{key: fold[key] for key in SCORE_KEYS},
-        **{f"{key}_std": fold[f"{key}_std"] for key in SCORE_KEYS},
-        "confusion": fold["confusion"],
-        "absent_classes": fold["absent_classes"],
+        **{key: fold[key] for key in keys},
+        **{f"{key}_std": fold[f"{key}_std"] for key in keys},
+        **categorical,
         "per_seed": [
-            {"seed": s["seed"], "best_epoch": s["best_epoch"], **{key: s["test"][key] for key in SCORE_KEYS}}
-            for s in fold["seeds"]
+            {"seed": s["seed"], "best_epoch": s["best_epoch"], **summary_scores(s["test"], task)} for s in fold["seeds"]
         ],
         "used": fold["utterances"]["used"],
         "dropped": fold["utterances"]["dropped"],

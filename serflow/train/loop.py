@@ -17,7 +17,7 @@ import functools
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,25 +30,63 @@ from serflow.train.data import Split
 from serflow.train.device import Runtime, seed_everything
 from serflow.train.metrics import classification_metrics, confusion_matrix
 from serflow.train.optim import Schedule, build_optimizer
+from serflow.train.tasks import Task, make_task, regression_metrics, summary_scores
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """One line of the training curves (``history.tsv``)."""
+    """One line of the training curves (``history.tsv``): losses, the validation scores (``val_wa``, ``val_ua``,
+    ``val_macro_f1`` for the categorical task; ``val_ccc`` and per dimension for a regression) and the lr."""
 
     epoch: int
     train_loss: float
     val_loss: float
-    val_wa: float
-    val_ua: float
+    val: dict[str, float]
     lr: float
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "train_loss": self.train_loss,
+            "val_loss": self.val_loss,
+            **{f"val_{k}": v for k, v in self.val.items()},
+            "lr": self.lr,
+        }
+
+
+class TargetScale:
+    """The affine map between a regression's targets and what the model is trained to output: ``(y - mean) / std``
+    per dimension, from the training split only (``train.target_scaling: standardise``; the CNN14 paper does not
+    say whether it normalised its targets). The head then starts near the targets' mean on their scale, whatever
+    the corpus's scale. Outputs are mapped back (:meth:`decode`) before anything is scored or written, so every
+    metric and prediction is in the corpus's units; the losses in ``history.tsv`` are on the standardised scale
+    (what training minimises)."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.mean = np.asarray(mean, np.float32)
+        self.std = np.where(np.asarray(std, np.float32) > 0, np.asarray(std, np.float32), 1.0).astype(np.float32)
+
+    @classmethod
+    def fit(cls, y: np.ndarray) -> TargetScale:
+        y = np.asarray(y, np.float64)
+        return cls(y.mean(axis=0), y.std(axis=0))
+
+    def encode(self, y: np.ndarray) -> np.ndarray:
+        return ((np.asarray(y, np.float32) - self.mean) / self.std).astype(np.float32)
+
+    def decode(self, outputs: np.ndarray) -> np.ndarray:
+        return (np.asarray(outputs, np.float32) * self.std + self.mean).astype(np.float32)
+
+    def as_dict(self) -> dict[str, list[float]]:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
 
 
 @dataclass
 class FitResult:
-    """What one seed's training produced; ``state`` holds the selected (best-validation) weights on CPU."""
+    """What one seed's training produced; ``state`` holds the selected (best-validation) weights on CPU;
+    ``target_scale`` the regression targets' scaling (None: the model outputs targets as they are)."""
 
     seed: int
     best_epoch: int
@@ -57,14 +95,15 @@ class FitResult:
     history: list[EpochRecord]
     valid: dict[str, Any]
     state: dict[str, torch.Tensor] = field(repr=False)
+    target_scale: TargetScale | None = None
 
     def history_rows(self) -> list[dict[str, Any]]:
-        return [{"seed": self.seed, **asdict(r), "best": r.epoch == self.best_epoch} for r in self.history]
+        return [{"seed": self.seed, **r.row(), "best": r.epoch == self.best_epoch} for r in self.history]
 
 
 class Selector:
-    """Model selection and early stopping on validation scores: ``selection`` (UA by default, or WA) first, then
-    lower loss; or (``selection="loss"``) lower loss first, then UA."""
+    """Model selection and early stopping on validation scores: ``selection`` (UA by default, or WA; the mean CCC
+    for a regression) first, then lower loss; or (``selection="loss"``) lower loss first, then that score."""
 
     def __init__(self, patience: int | None, selection: str = "ua") -> None:
         self.patience = patience
@@ -72,12 +111,15 @@ class Selector:
         self.best_epoch = 0
         self.best: tuple[float, float] = (-math.inf, -math.inf)  # larger is better
 
-    def update(self, epoch: int, val_ua: float, val_loss: float, val_wa: float | None = None) -> bool:
-        """Record an epoch's scores; True when it is the new best (strictly better, so ties keep the earlier)."""
+    def update(self, epoch: int, val_score: float, val_loss: float, val_wa: float | None = None) -> bool:
+        """Record an epoch's scores; True when it is the new best (strictly better, so ties keep the earlier).
+
+        ``val_score`` is the validation UA (the mean CCC for a regression); ``val_wa`` is used with ``selection="wa"``.
+        """
         if self.selection == "loss":
-            score = (-val_loss, val_ua)
+            score = (-val_loss, val_score)
         else:
-            score = (val_wa if self.selection == "wa" and val_wa is not None else val_ua, -val_loss)
+            score = (val_wa if self.selection == "wa" and val_wa is not None else val_score, -val_loss)
         if score > self.best:
             self.best, self.best_epoch = score, epoch
             return True
@@ -101,7 +143,7 @@ def fit(
     make_model: Callable[[], nn.Module],
     train: Split,
     valid: Split,
-    classes: Sequence[str],
+    task: Task | Sequence[str],
     *,
     settings: TrainSettings,
     optim: OptimSettings,
@@ -115,16 +157,15 @@ def fit(
         raise ValueError("no training utterances left (all dropped?): nothing to train on")
     if not len(valid):
         raise ValueError("no validation utterances: model selection needs the validation split")
+    task = as_task(task)
     seed_everything(seed)
     model = make_model().to(runtime.device)
     optimizer = build_optimizer(model, optim)
     schedule = Schedule(optimizer, optim)
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.uses_scaler)
     order = torch.Generator().manual_seed(seed)
-    weight = None
-    if settings.class_weights == "balanced":
-        weight = torch.from_numpy(class_weights(train.y, len(classes))).to(runtime.device)
-    criterion = functools.partial(_cross_entropy_loss, weight=weight)
+    criterion = task_loss(task, train.y if settings.class_weights == "balanced" else None, runtime.device)
+    scale = None if task.categorical or settings.target_scaling == "none" else TargetScale.fit(train.y)
     selector, history, best_state, stopped = (
         Selector(settings.patience, settings.selection),
         [],
@@ -133,33 +174,35 @@ def fit(
     )
     for epoch in _epochs(settings.epochs, progress, desc):
         loss = _train_epoch(
-            model, train, settings.batch_size, optimizer, schedule, scaler, optim, runtime, order, criterion
+            model, train, settings.batch_size, optimizer, schedule, scaler, optim, runtime, order, criterion, scale
         )
-        logits = predict(model, valid.samples, settings.batch_size, runtime)
-        record = _epoch_record(epoch, loss, logits, valid.y, classes, schedule.lr)
+        outputs = predict(model, valid.samples, settings.batch_size, runtime)
+        record = _epoch_record(epoch, loss, outputs, valid.y, task, schedule.lr, scale)
         history.append(record)
         schedule.after_epoch(record.val_loss)
-        if selector.update(epoch, record.val_ua, record.val_loss, record.val_wa):
+        main = record.val["ua"] if task.categorical else record.val["ccc"]
+        if selector.update(epoch, main, record.val_loss, record.val.get("wa")):
             best_state = _cpu_state(model)
+        shown = ", ".join(f"val {k} {v:.4f}" for k, v in record.val.items() if k in ("wa", "ua", "ccc"))
         log.info(
-            "%s epoch %d: train loss %.4f, val loss %.4f, val WA %.4f, val UA %.4f%s",
-            desc, epoch, record.train_loss, record.val_loss, record.val_wa, record.val_ua,
-            " (best)" if selector.best_epoch == epoch else "",
+            "%s epoch %d: train loss %.4f, val loss %.4f, %s%s",
+            desc, epoch, record.train_loss, record.val_loss, shown, " (best)" if selector.best_epoch == epoch else "",
         )  # fmt: skip
         if selector.should_stop(epoch):
             stopped = epoch < settings.epochs
             break
     model.load_state_dict(best_state)
     best = history[selector.best_epoch - 1]
-    valid_metrics = scores(predict(model, valid.samples, settings.batch_size, runtime), valid.y, classes)
-    result = FitResult(seed, best.epoch, len(history), stopped, history, valid_metrics, best_state)
+    valid_metrics = scores(predict(model, valid.samples, settings.batch_size, runtime), valid.y, task, scale)
+    result = FitResult(seed, best.epoch, len(history), stopped, history, valid_metrics, best_state, scale)
     return model, result
 
 
 def predict(
     model: nn.Module, samples: Sequence[dict[str, np.ndarray]], batch_size: int, runtime: Runtime
 ) -> np.ndarray:
-    """float32 logits ``[N, n_classes]`` in the order of ``samples`` (eval mode, no gradients)."""
+    """float32 outputs ``[N, n_outputs]`` (class logits, or predicted values) in the order of ``samples`` (eval mode,
+    no gradients)."""
     model.eval()
     out = []
     with torch.inference_mode():
@@ -170,11 +213,52 @@ def predict(
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
-def scores(logits: np.ndarray, y: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
-    """Classification metrics (see :mod:`serflow.train.metrics`) plus the mean cross-entropy loss."""
-    metrics = _metrics(logits, y, classes)
-    metrics["loss"] = _cross_entropy(logits, y)
+def as_task(task: Task | Sequence[str]) -> Task:
+    """A :class:`Task`; a sequence of class names is the categorical task over them."""
+    return task if isinstance(task, Task) else make_task("categorical", tuple(task))
+
+
+def scores(
+    outputs: np.ndarray, y: np.ndarray, task: Task | Sequence[str], scale: TargetScale | None = None
+) -> dict[str, Any]:
+    """The task's metrics plus its mean loss: classification metrics (:mod:`serflow.train.metrics`) and the
+    cross-entropy, or per-dimension CCC / Pearson / MSE (:mod:`serflow.train.tasks`) of the outputs mapped back to
+    the targets' scale (``scale``), and the task's loss where training computes it (standardised)."""
+    task = as_task(task)
+    if task.categorical:
+        metrics = _metrics(outputs, y, task.outputs)
+        metrics["loss"] = _cross_entropy(outputs, y)
+        return metrics
+    y = np.asarray(y, np.float32)
+    metrics = regression_metrics(scale.decode(outputs) if scale else outputs, y, task.outputs)
+    criterion = task_loss(task, None, torch.device("cpu"))
+    metrics["loss"] = float(criterion(torch.from_numpy(outputs), torch.from_numpy(scale.encode(y) if scale else y)))
     return metrics
+
+
+def task_loss(
+    task: Task, weights_from: np.ndarray | None, device: torch.device
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The training loss of ``task``: cross-entropy (class-weighted by the labels ``weights_from`` when given), MSE, or
+    ``1 - mean CCC`` over the dimensions (the CNN14 paper's multi-task loss, on the batch's statistics)."""
+    if task.categorical:
+        weight = None
+        if weights_from is not None:
+            weight = torch.from_numpy(class_weights(weights_from, len(task.outputs))).to(device)
+        return functools.partial(_cross_entropy_loss, weight=weight)
+    if task.loss == "mse":
+        return lambda outputs, target: F.mse_loss(outputs.float(), target.float())
+    return ccc_loss
+
+
+def ccc_loss(outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``1 - mean over dimensions of CCC(outputs, target)`` (population moments; a small epsilon keeps a batch of
+    constant values defined)."""
+    x, y = outputs.float(), target.float()
+    mx, my = x.mean(0), y.mean(0)
+    vx, vy = x.var(0, unbiased=False), y.var(0, unbiased=False)
+    cov = ((x - mx) * (y - my)).mean(0)
+    return 1 - (2 * cov / (vx + vy + (mx - my) ** 2 + 1e-8)).mean()
 
 
 # --- internals ------------------------------------------------------------------------------------------
@@ -201,10 +285,11 @@ def _train_epoch(
     runtime: Runtime,
     order: torch.Generator,
     criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    scale: TargetScale | None = None,
 ) -> float:
     """One pass over the shuffled training utterances; returns the mean training loss."""
     model.train()
-    y = torch.from_numpy(train.y)
+    y = torch.from_numpy(scale.encode(train.y) if scale else train.y)
     permutation = torch.randperm(len(train), generator=order).tolist()
     total = 0.0
     for start in range(0, len(permutation), batch_size):
@@ -226,10 +311,10 @@ def _train_epoch(
 
 
 def _epoch_record(
-    epoch: int, train_loss: float, logits: np.ndarray, y: np.ndarray, classes: Sequence[str], lr: float
+    epoch: int, train_loss: float, outputs: np.ndarray, y: np.ndarray, task: Task, lr: float, scale: TargetScale | None
 ) -> EpochRecord:
-    m = scores(logits, y, classes)
-    return EpochRecord(epoch, train_loss, m["loss"], m["wa"], m["ua"], float(lr))
+    m = scores(outputs, y, task, scale)
+    return EpochRecord(epoch, train_loss, m["loss"], summary_scores(m, task), float(lr))
 
 
 def _metrics(logits: np.ndarray, y: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:

@@ -49,8 +49,9 @@ from serflow.train.config import (
     fold_code,
     model_hparams,
 )
-from serflow.train.evaluate import SCORE_KEYS, fold_damage
+from serflow.train.evaluate import fold_damage
 from serflow.train.metrics import absent_class_warning, mean_std
+from serflow.train.tasks import Task, dimensional_targets, make_task, score_keys, split_run, summary_scores
 
 if TYPE_CHECKING:  # torch-importing modules, loaded by train_fold itself (evaluate_model needs no torch)
     from serflow.models import ModelSpec
@@ -93,6 +94,12 @@ class FoldJob:
     train: TrainSettings
     family_config: Mapping[str, Any] = field(default_factory=dict)
     reduced: Mapping[str, Any] = field(default_factory=dict)  # what the corpus changes in the family's paper setting
+    task: str = "categorical"  # or a dimensional task: vad (multi-task, CCC loss), valence, arousal, dominance (MSE)
+    scale: tuple[float, float] | None = None  # the corpus's dimensional scale (IEMOCAP 1-5)
+
+    def task_spec(self) -> Task:
+        return make_task(self.task, self.classes, self.scale)
+
     text_source: str = "gold"
     label_merge: Mapping[str, str] = field(default_factory=dict)
 
@@ -108,7 +115,7 @@ def train_fold(job: FoldJob, out: FoldOutputs, *, progress: bool | None = None) 
     """
     from serflow.models import get_spec
 
-    spec = get_spec(job.model)
+    spec = get_spec(split_run(job.model)[0])  # the architecture of a run such as cnn14@vad
     _check_stores(job.model, spec.features, job.stores)
     identity = job_identity(job, spec)
     return once(
@@ -129,6 +136,7 @@ def job_identity(job: FoldJob, spec: ModelSpec) -> str:
         "protocol": job.protocol,
         "fold": job.fold,
         "classes": list(job.classes),
+        "task": job.task_spec().as_dict(),
         "train": job.train.result_params(),
         "family_config": dict(job.family_config),
         "text_source": job.text_source,
@@ -171,10 +179,13 @@ def _train_fold(
     labels_by_utt = _labels_by_utt(job.manifest)
     if job.train.validation_fraction is not None:  # the family's own validation share (GBAN: 5 %)
         assignment = redraw_validation(assignment, labels_by_utt, job.train.validation_fraction, job.fold)
-    n_classes = len(job.classes)
+    task = job.task_spec()
+    targets = None if task.categorical else dimensional_targets(pd.read_parquet(job.manifest), task)
+    n_outputs = len(task.outputs)
     with job_settings(runtime):
         seed_everything(job.train.seeds[0])
-        preparer = spec.create(n_classes, **hparams)
+        preparer = spec.create(n_outputs, **hparams)
+        preparer.check_stores({name: fs.meta.get("meta") or {} for name, fs in feature_sets.items()})
         data = build_fold_data(
             preparer,
             arrays,
@@ -184,6 +195,7 @@ def _train_fold(
             fold=job.fold,
             test_group=test_group,
             assignment=assignment,
+            targets=targets,
         )
         if not len(data.splits["test"]):
             raise ValueError(
@@ -225,7 +237,7 @@ def _train_fold(
         "code": {"serflow": code["serflow"], "code_hash": code["code_hash"]},
     }
     record = _fold_record(job, data, [s["record"] for s in seeds], context, warnings)
-    _write_fold_outputs(out, record, seeds, job.classes, data.splits["test"])
+    _write_fold_outputs(out, record, seeds, task, data.splits["test"])
     elapsed = time.perf_counter() - started
     run_info = {
         "elapsed_s": elapsed,
@@ -236,7 +248,8 @@ def _train_fold(
         "pid": os.getpid(),
     }
     write_json(run_info, out.run)
-    log.info("fold %d (%s) done in %.1f s: UA %.4f, WA %.4f", job.fold, test_group, elapsed, record["ua"], record["wa"])
+    shown = ", ".join(f"{k.upper()} {record[k]:.4f}" for k in ("ua", "wa", "ccc") if k in record)
+    log.info("fold %d (%s) done in %.1f s: %s", job.fold, test_group, elapsed, shown)
     return record
 
 
@@ -289,7 +302,8 @@ def _run_seed(
     from serflow.train.loop import fit, predict, scores
 
     started = time.perf_counter()
-    splits, n_classes = data.splits, len(job.classes)
+    splits, task = data.splits, job.task_spec()
+    n_classes = len(task.outputs)
     fold_fit: dict[str, Any] = {}
 
     def make_model() -> Any:  # called by fit() after seeding: the seed's initial weights, then the fold's fit
@@ -301,7 +315,7 @@ def _run_seed(
         make_model,
         splits["train"],
         splits["valid"],
-        job.classes,
+        task,
         settings=job.train,
         optim=optim,
         runtime=runtime,
@@ -310,24 +324,29 @@ def _run_seed(
         desc=f"{job.model} fold {job.fold} seed {seed}",
     )
     logits = predict(model, splits["test"].samples, job.train.batch_size, runtime)
-    test = scores(logits, splits["test"].y, job.classes)
+    test = scores(logits, splits["test"].y, task, fitted.target_scale)
+    if fitted.target_scale is not None:  # predictions in the corpus's units, as scored
+        logits = fitted.target_scale.decode(logits)
     record = {
         "seed": seed,
         "best_epoch": fitted.best_epoch,
         "epochs_run": fitted.epochs_run,
         "stopped_early": fitted.stopped_early,
-        "valid": {k: fitted.valid[k] for k in (*SCORE_KEYS, "loss", "n")},
+        "valid": {**summary_scores(fitted.valid, task), "loss": fitted.valid["loss"], "n": fitted.valid["n"]},
         "test": test,
     }
     meta = {
         "model": job.model,
         "family": spec.family,
         "n_classes": n_classes,
-        "labels": list(job.classes),
+        "labels": list(task.outputs),
+        "task": task.as_dict(),
         "hparams": hparams,
         "fixed": dict(spec.fixed),
         "optim": optim.as_dict(),
         "train": job.train.result_params(),
+        # a regression's outputs are standardised targets: prediction = output * std + mean (docs/results.md)
+        "target_scale": fitted.target_scale.as_dict() if fitted.target_scale else None,
         "corpus": job.corpus,
         "protocol": job.protocol,
         "fold": job.fold,
@@ -389,11 +408,9 @@ def _json_ready(value: Any) -> Any:
 def _fold_record(
     job: FoldJob, data: FoldData, seeds: list[dict[str, Any]], context: dict[str, Any], warnings: list[str]
 ) -> dict[str, Any]:
-    """The fold's ``metrics.json``: per-seed scores, their mean and std, the summed confusion, the account."""
-    confusion = np.sum([s["test"]["confusion"] for s in seeds], axis=0)
-    where = f"{job.protocol} fold {job.fold} ({data.test_group}) test"
-    absent = absent_class_warning(where, seeds[0]["test"])
-    valid_absent = _absent_in_validation(job, data.splits["valid"])
+    """The fold's ``metrics.json``: per-seed scores, their mean and std, the summed confusion (categorical), the
+    account of the utterances."""
+    task = job.task_spec()
     record: dict[str, Any] = {
         "format": FOLD_FORMAT,
         "corpus": job.corpus,
@@ -404,17 +421,23 @@ def _fold_record(
         "text_source": job.text_source,
         "labels": list(job.classes),
         "label_merge": dict(job.label_merge),
+        "task": task.as_dict(),
         "n": len(data.splits["test"]),
         "seeds": seeds,
-        "confusion": confusion.tolist(),
-        "absent_classes": seeds[0]["test"]["absent_classes"],
         "utterances": data.summary(),
         "train": job.train.result_params(),
         **context,
-        "warnings": [*warnings, *(w for w in (absent, valid_absent) if w)],
+        "warnings": list(warnings),
     }
-    for key in SCORE_KEYS:
-        record[key], record[f"{key}_std"] = mean_std([s["test"][key] for s in seeds])
+    if task.categorical:
+        where = f"{job.protocol} fold {job.fold} ({data.test_group}) test"
+        absent = absent_class_warning(where, seeds[0]["test"])
+        valid_absent = _absent_in_validation(job, data.splits["valid"])
+        record["confusion"] = np.sum([s["test"]["confusion"] for s in seeds], axis=0).tolist()
+        record["absent_classes"] = seeds[0]["test"]["absent_classes"]
+        record["warnings"] += [w for w in (absent, valid_absent) if w]
+    for key in score_keys(task):
+        record[key], record[f"{key}_std"] = mean_std([summary_scores(s["test"], task)[key] for s in seeds])
     for w in record["warnings"]:
         log.warning("%s", w)
     return record
@@ -429,39 +452,40 @@ def _absent_in_validation(job: FoldJob, valid: Split) -> str | None:
 
 
 def _write_fold_outputs(
-    out: FoldOutputs, record: dict[str, Any], seeds: list[dict[str, Any]], classes: Sequence[str], test: Split
+    out: FoldOutputs, record: dict[str, Any], seeds: list[dict[str, Any]], task: Task, test: Split
 ) -> None:
     """History and predictions, then ``metrics.json`` last, with the sha256 of every other output the job wrote."""
     history = pd.DataFrame([row for s in seeds for row in s["history"]])
     write_text(history.to_csv(sep="\t", index=False, lineterminator="\n"), out.history)
-    write_parquet(_predictions_table(seeds, classes, test.ids, test.labels), out.predictions)
+    write_parquet(_predictions_table(seeds, task, test.ids, test.y), out.predictions)
     fold_dir = out.metrics.parent
     written = [out.history, out.predictions, *sorted(out.checkpoints.iterdir())]
     record["files"] = {p.relative_to(fold_dir).as_posix(): hash_file(p) for p in written if p.is_file()}
     write_json(record, out.metrics)
 
 
-def _predictions_table(
-    seeds: list[dict[str, Any]], classes: Sequence[str], utt_ids: list[str], y: list[int]
-) -> pa.Table:
-    """One row per (seed, test utterance): true and predicted class and the softmax probabilities."""
-    columns: dict[str, list[Any]] = {"utt_id": [], "seed": [], "label": [], "prediction": []}
-    probs: list[np.ndarray] = []
-    for s in seeds:
-        logits = s["logits"]
-        columns["utt_id"] += utt_ids
-        columns["seed"] += [s["record"]["seed"]] * len(utt_ids)
-        columns["label"] += [classes[i] for i in y]
-        columns["prediction"] += [classes[i] for i in logits.argmax(axis=1)]
-        probs.append(_softmax(logits))
-    p = np.concatenate(probs).astype(np.float32)
-    arrays = {
-        "utt_id": pa.array(columns["utt_id"], pa.string()),
-        "seed": pa.array(columns["seed"], pa.int32()),
-        "label": pa.array(columns["label"], pa.string()),
-        "prediction": pa.array(columns["prediction"], pa.string()),
-        **{f"p_{c}": pa.array(p[:, i], pa.float32()) for i, c in enumerate(classes)},
+def _predictions_table(seeds: list[dict[str, Any]], task: Task, utt_ids: list[str], y: np.ndarray) -> pa.Table:
+    """One row per (seed, test utterance): for the categorical task the true and predicted class and the softmax
+    probabilities (``p_<class>``); for a regression the true and predicted value of each dimension
+    (``true_<dim>``, ``pred_<dim>``)."""
+    n = len(utt_ids)
+    arrays: dict[str, pa.Array] = {
+        "utt_id": pa.array([u for _ in seeds for u in utt_ids], pa.string()),
+        "seed": pa.array([s["record"]["seed"] for s in seeds for _ in range(n)], pa.int32()),
     }
+    outputs = np.concatenate([s["logits"] for s in seeds]).astype(np.float32) if seeds else np.zeros((0, 0))
+    if task.categorical:
+        classes = task.outputs
+        truth = np.tile(y, len(seeds))
+        arrays["label"] = pa.array([classes[i] for i in truth], pa.string())
+        arrays["prediction"] = pa.array([classes[i] for i in outputs.argmax(axis=1)], pa.string())
+        p = _softmax(outputs).astype(np.float32)
+        arrays.update({f"p_{c}": pa.array(p[:, i], pa.float32()) for i, c in enumerate(classes)})
+    else:
+        truth = np.tile(y, (len(seeds), 1))
+        for i, dim in enumerate(task.outputs):
+            arrays[f"true_{dim}"] = pa.array(truth[:, i], pa.float32())
+            arrays[f"pred_{dim}"] = pa.array(outputs[:, i], pa.float32())
     return pa.table(arrays)
 
 
