@@ -32,7 +32,7 @@ def config() -> dict:
 def test_the_tess_demo_is_configured_as_the_report() -> None:
     spec = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["corpora"]["demo_tess"]
     assert spec["format"] == "tess" and tuple(spec["labels"]) == TESS_LABELS and spec["merge"] == {}
-    assert synth_settings("demo_tess", spec) == {"layout": "tess", "words": 20, "seed": 0, "nested_copy": True}
+    assert synth_settings("demo_tess", spec) == {"layout": "tess", "words": 12, "seed": 0, "nested_copy": True}
     assert spec["text_source"] == "asr" and spec["asr"] == {"model": "base"}
     assert spec["train"] == {"models": []}
 
@@ -40,7 +40,7 @@ def test_the_tess_demo_is_configured_as_the_report() -> None:
 def test_iemocap_layout_keeps_its_identity(config: dict) -> None:
     """The IEMOCAP layout's settings carry no layout key: a corpus configured before layouts is the same corpus."""
     demo = config["corpora"]["demo"]
-    assert synth_settings("demo", demo) == {"utterances": 1000, "seed": 2026, "preset": "moderate"}
+    assert synth_settings("demo", demo) == {"utterances": 600, "seed": 2026, "preset": "moderate"}
     spelled = copy.deepcopy(config)
     spelled["corpora"]["demo"]["synth"]["layout"] = "iemocap"
     bare = copy.deepcopy(config)
