@@ -1,6 +1,6 @@
 """A CNN14 training epoch over an IEMOCAP-sized set of log-Mel spectrograms on CPU: batching, memory format, threads.
 
-    .venv/bin/python benchmarks/bench_cnn14.py [--quick] [--steps N] [--demo-width 0.125] [--width1-frames 8192]
+    .venv/bin/python benchmarks/bench_cnn14.py [--quick] [--steps N] [--demo-width 0.03125] [--width1-frames 8192]
         [--utterances 5531] [--batch-size 64] [--only ID ...] [--gpu-tflops 100] [--seed 0] [--out results.json]
 
 Data: 5,531 synthetic utterances, the size of IEMOCAP's 4-class set (exc merged into hap). Durations are
@@ -22,7 +22,8 @@ their ratio, and for information those of the trainer-style windowed sort (windo
 Configurations, each in a fresh subprocess of this script (so that its peak RSS, ``ru_maxrss`` of the child,
 is its own), with ``torch.set_num_threads`` 1 or 2 in the child:
 
-- the demo width (``--demo-width``, default 0.125, about 1.2 M parameters): the full grid, batching
+- the demo width (``--demo-width``, default 0.03125 as ``corpora.demo.families.cnn14.width``, about 79 k
+  parameters): the full grid, batching
   {random, sorted} x memory format {contiguous, channels_last} x threads {2, 1};
 - width 1 (the paper's CNN14, 79.7 M parameters): the baseline (random, contiguous, 2 threads) and one change
   at a time (sorted; channels_last; 1 thread).
@@ -320,7 +321,7 @@ def main() -> None:
         "--quick", action="store_true", help="smoke test: 50 utterances, batch 8, width 0.0625, 2 steps"
     )
     parser.add_argument("--steps", type=int, default=None, help="timed steps per configuration (default 4; width 1: 3)")
-    parser.add_argument("--demo-width", type=float, default=0.125)
+    parser.add_argument("--demo-width", type=float, default=0.03125)
     parser.add_argument("--width1-frames", type=int, default=8192, help="padded frames per width-1 step; 0: whole")
     parser.add_argument("--utterances", type=int, default=5531)
     parser.add_argument("--batch-size", type=int, default=64)

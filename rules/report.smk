@@ -8,7 +8,8 @@
 #   results/report/{corpus}/frontend.json               manifest counts, ASR WER, alignment failures, feature stores
 #   results/report/{corpus}/runtime.tsv                 wall time and peak memory per rule (benchmark: files)
 #   results/report/{corpus}/plots/*.png                 scores, folds, dimensions, confusion_{model}, scatter_{model@task},
-#                                                       curves_{run}, asr_wer, alignment, runtime
+#                                                       curves_{run}, asr_wer, alignment, runtime,
+#                                                       tsne_{run} (models with representations: MultiModal-ER)
 #   results/report/{corpus}/dvc/{run}_history.tsv       mean training curves per epoch  } drawn by `dvc plots`
 #   results/report/{corpus}/dvc/{run}_predictions.csv   actual, predicted per utterance } (dvc.yaml)
 # report_targets() lists them for every synthetic corpus (rule all); for another corpus, ask for its
@@ -48,8 +49,28 @@ def corpus_report_targets(corpus):
         # a categorical run's confusion matrix, a dimensional run's scatter of predicted against true values
         *(f"{folder}/plots/{'scatter' if '@' in run else 'confusion'}_{run}.png" for run in runs),
         *(f"{folder}/plots/curves_{run}.png" for run in runs),
+        *(f"{folder}/plots/tsne_{run}.png" for run in runs if has_representations(run)),
         *(f"{folder}/dvc/{run}_{kind}" for run in runs for kind in ("history.tsv", "predictions.csv")),
     ]
+
+
+def has_representations(run):
+    """Whether the run's fold jobs store test-set representations (the t-SNE figures: MultiModal-ER)."""
+    from serflow.report.tsne import REPRESENTATION_FAMILIES
+
+    return "@" not in run and model_spec(run).family in REPRESENTATION_FAMILIES
+
+
+def tsne_inputs(wildcards):
+    """The run's results and every fold's checkpoints folder (its representations files)."""
+    from serflow.train.tasks import split_protocol
+
+    protocol = run_protocol(wildcards.corpus, wildcards.model)
+    prefix = f"models/{wildcards.corpus}/{split_protocol(wildcards.model)[0]}/{protocol}/fold"
+    return {
+        "results": f"results/{wildcards.corpus}_{wildcards.model}.json",
+        "checkpoints": [f"{prefix}{k}/checkpoints" for k in fold_numbers(wildcards.corpus, protocol)],
+    }
 
 
 def report_targets():
@@ -79,8 +100,10 @@ def frontend_inputs(wildcards):
 
 def report_model_inputs(wildcards):
     """The model's results and, from every fold, its training history and test predictions."""
-    protocol = model_train(wildcards.corpus, wildcards.model).protocol
-    prefix = f"models/{wildcards.corpus}/{wildcards.model}/{protocol}/fold"
+    from serflow.train.tasks import split_protocol
+
+    protocol = run_protocol(wildcards.corpus, wildcards.model)
+    prefix = f"models/{wildcards.corpus}/{split_protocol(wildcards.model)[0]}/{protocol}/fold"
     folds = fold_numbers(wildcards.corpus, protocol)
     return {
         "results": f"results/{wildcards.corpus}_{wildcards.model}.json",
@@ -179,6 +202,34 @@ rule report_model:
         "../envs/report.yaml"
     script:
         "../workflow_scripts/report_model.py"
+
+
+rule report_tsne:
+    input:
+        unpack(tsne_inputs),
+    output:
+        tsne=report(
+            f"{REPORT}/plots/tsne_{{model}}.png",
+            caption="../report/tsne.rst",
+            category="2. Models",
+            subcategory="{model}",
+            labels={"model": "{model}", "figure": "t-SNE of the test set"},
+        ),
+    wildcard_constraints:
+        model=CATEGORICAL_PATTERN,
+    params:
+        code=code_of("report_tsne.py"),  # a change to the code it runs reruns it
+    log:
+        "logs/{corpus}/report/tsne_{model}.log",
+    benchmark:
+        "logs/{corpus}/report/tsne_{model}.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report_tsne.py"
 
 
 rule report_regression:

@@ -3,6 +3,7 @@
 #   models/{corpus}/{model}/{protocol}/fold{fold}/metrics.json    + predictions.parquet, history.tsv, run.json,
 #                                                                   checkpoints/seed{s}.safetensors + .json
 #   results/{corpus}_{model}.json                                 all folds and seeds of one model
+#   results/{corpus}_{model}~{protocol}.json                      the same under a further protocol (train.protocols)
 #   results/metrics/{corpus}_{model}.json                         its numbers only (DVC's metrics)
 # One job per model, protocol and fold trains every configured seed. A model reads the stores its ModelSpec
 # names (features/{corpus}/{store}/{version}/, marked complete by manifest.json: common.smk's feature_done).
@@ -72,10 +73,27 @@ def model_results(corpus):
     from serflow.train.tasks import run_name
 
     return [
-        f"results/{corpus}_{run_name(model, task)}.json"
+        f"results/{corpus}_{run_name(model, task, None if k == 0 else protocol)}.json"
         for model in TRAIN[corpus].models
         for task in model_train(corpus, model).tasks
+        for k, protocol in enumerate(model_train(corpus, model).all_protocols())
     ]
+
+
+def run_protocol(corpus, run):
+    """The protocol of a run: its ~protocol suffix, else its model's main protocol (train.protocol[s])."""
+    from serflow.train.tasks import split_protocol
+
+    name, protocol = split_protocol(run)
+    settings = model_train(corpus, name)
+    if protocol is None:
+        return settings.protocol
+    if protocol not in settings.all_protocols()[1:]:
+        raise WorkflowError(
+            f"{corpus}_{run}: {name} is not trained under {protocol} as a further protocol "
+            f"(its protocols: {', '.join(settings.all_protocols())})"
+        )
+    return protocol
 
 
 def train_code(wildcards):
@@ -118,8 +136,10 @@ def fold_numbers(corpus, protocol):
 
 
 def evaluate_inputs(wildcards):
-    protocol = model_train(wildcards.corpus, wildcards.model).protocol
-    prefix = f"models/{wildcards.corpus}/{wildcards.model}/{protocol}/fold"
+    from serflow.train.tasks import split_protocol
+
+    protocol = run_protocol(wildcards.corpus, wildcards.model)
+    prefix = f"models/{wildcards.corpus}/{split_protocol(wildcards.model)[0]}/{protocol}/fold"
     folds = fold_numbers(wildcards.corpus, protocol)
     return {
         "metrics": [f"{prefix}{k}/metrics.json" for k in folds],
@@ -138,11 +158,17 @@ from serflow.train.tasks import DIMENSIONAL_TASKS
 TASK_SUFFIX = "(?:@(?:{}))?".format("|".join(DIMENSIONAL_TASKS))
 TRAINED = [name for name in registered_models() if not model_spec(name).components]
 FUSED = [name for name in registered_models() if model_spec(name).components]
-MODEL_PATTERN = "(?:{}){}".format("|".join(re.escape(name) for name in registered_models()), TASK_SUFFIX)
+from serflow.corpora.folds import PROTOCOLS
+from serflow.train.tasks import PROTOCOL_SEPARATOR
+
+PROTOCOL_SUFFIX = "(?:{}(?:{}))?".format(re.escape(PROTOCOL_SEPARATOR), "|".join(PROTOCOLS))  # a further protocol
+MODEL_PATTERN = "(?:{}){}{}".format(
+    "|".join(re.escape(name) for name in registered_models()), TASK_SUFFIX, PROTOCOL_SUFFIX
+)
 TRAINED_PATTERN = "(?:{}){}".format("|".join(re.escape(name) for name in TRAINED), TASK_SUFFIX)
-CATEGORICAL_PATTERN = "(?:{})".format("|".join(re.escape(name) for name in registered_models()))
-DIMENSIONAL_PATTERN = "(?:{})@(?:{})".format(
-    "|".join(re.escape(name) for name in registered_models()), "|".join(DIMENSIONAL_TASKS)
+CATEGORICAL_PATTERN = "(?:{}){}".format("|".join(re.escape(name) for name in registered_models()), PROTOCOL_SUFFIX)
+DIMENSIONAL_PATTERN = "(?:{})@(?:{}){}".format(
+    "|".join(re.escape(name) for name in registered_models()), "|".join(DIMENSIONAL_TASKS), PROTOCOL_SUFFIX
 )
 FUSED_PATTERN = "(?:{}){}".format("|".join(re.escape(name) for name in FUSED) or "^$", TASK_SUFFIX)
 
@@ -159,7 +185,7 @@ def fusion_inputs(wildcards):
         ]
         for name in model_spec(model).components
     }
-FOLD_CONSTRAINTS = {"protocol": "loso_session|loso_speaker", "fold": r"\d+"}
+FOLD_CONSTRAINTS = {"protocol": "|".join(PROTOCOLS), "fold": r"\d+"}
 
 
 checkpoint fold_index:
@@ -202,7 +228,7 @@ rule train:
         family=family_config,
         reduced=reduced_config,
         # what changes the numbers (not memory, runtime or the list of models: no rerun for those)
-        train=lambda wc: model_train(wc.corpus, wc.model).result_params(),
+        train=lambda wc: model_train(wc.corpus, wc.model).for_protocol(wc.protocol).result_params(),
         labels=lambda wc: corpus_spec(wc.corpus)["labels"],
         merge=lambda wc: corpus_spec(wc.corpus).get("merge", {}),
         text_source=lambda wc: text_source_of(wc.corpus),

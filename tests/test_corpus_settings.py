@@ -34,7 +34,7 @@ def test_the_tess_demo_is_configured_as_the_report() -> None:
     assert spec["format"] == "tess" and tuple(spec["labels"]) == TESS_LABELS and spec["merge"] == {}
     assert synth_settings("demo_tess", spec) == {"layout": "tess", "words": 12, "seed": 0, "nested_copy": True}
     assert spec["text_source"] == "asr" and spec["asr"] == {"model": "base"}
-    assert spec["train"] == {"models": []}
+    assert spec["train"] == {"models": ["mmer_speech", "mmer_text", "mmer_fusion"]}  # models.mmer: both protocols
 
 
 def test_iemocap_layout_keeps_its_identity(config: dict) -> None:

@@ -168,3 +168,35 @@ def test_cli_synth_tess_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str
         with pytest.raises(SystemExit, match="is for --layout"):
             main(["corpus", "synth", "--out", str(tmp_path / "x"), *wrong])
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("model", ["mmer_fusion", "mmer_speech~loso_speaker"])
+def test_mmer_plans_on_a_tess_tree(tmp_path: Path, model: str) -> None:
+    """`snakemake -n results/tess_<run>.json` plans for a configured TESS copy (to the fold index), and the family's
+    own stores (the report's MFCC parameters, letters-only word ids) plan from the manifest, the ASR and alignment."""
+    from conftest import write_wav
+
+    from serflow.features.plan import plan
+
+    root = tmp_path / "TESS Toronto emotional speech set data"
+    for speaker in ("OAF", "YAF"):
+        for emotion, folder in (("angry", "angry"), ("ps", "Pleasant_surprise"), ("sad", "Sad")):
+            for word in ("back", "bar"):
+                write_wav(root / f"{speaker}_{folder}" / f"{speaker}_{word}_{emotion}.wav", 0.6, seed=len(word))
+    settings = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    settings["corpora"]["tess"]["root"] = str(root)
+    settings["corpora"]["tess"]["train"] = {"models": ["mmer_speech", "mmer_text", "mmer_fusion"]}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    done = run_snakemake(tmp_path, config, "-n", f"results/tess_{model}.json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "rule manifest:" in done.stdout and "checkpoint fold_index:" in done.stdout
+    stores = {
+        name: plan(settings, "tess", name, settings["models"]["mmer"]["stores"][name]).directory + "/manifest.json"
+        for name in ("mfcc120", "word_ids")
+    }
+    planned = run_snakemake(tmp_path, config, "-n", *stores.values())
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    assert "rule transcribe" in planned.stdout and "rule align:" in planned.stdout
+    for store in stores.values():
+        assert store.removesuffix("/manifest.json") in planned.stdout

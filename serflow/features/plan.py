@@ -50,11 +50,22 @@ def _extractor_defaults(feature: str) -> dict[str, Any]:
     return {name: spec["default"] for name, spec in properties.items()}
 
 
+# Parameters added to an extractor after stores of it were written, with the value that computes what those stores
+# hold: at that value a parameter is left out of the store's parameters (so of its version), so adding it did not
+# rename the stores written before; any other value is hashed as usual (another version).
+NEUTRAL_PARAMS: dict[str, dict[str, Any]] = {"mfcc120": {"trim_db": None}}
+
+
 def extractor_params(feature: str, configured: Mapping[str, Any] | None) -> dict[str, Any]:
     """Every parameter of an acoustic extractor, defaults filled in from ``config/schema.yaml`` (the same defaults
     Snakemake's validation fills in): ``mfcc39: {}`` and the defaults spelt out are one store, not two, and the
-    version is the same whether the config went through the workflow or was read by hand."""
-    return {**_extractor_defaults(feature), **dict(configured or {})}
+    version is the same whether the config went through the workflow or was read by hand. A later-added parameter
+    at its neutral value (:data:`NEUTRAL_PARAMS`) is left out: the extractor's own default is that value."""
+    params = {**_extractor_defaults(feature), **dict(configured or {})}
+    for name, neutral in NEUTRAL_PARAMS.get(feature, {}).items():
+        if name in params and params[name] == neutral:
+            del params[name]
+    return params
 
 
 def store_code(feature: str) -> dict[str, Any]:
@@ -100,8 +111,8 @@ def plan(config: Mapping[str, Any], corpus: str, feature: str, overrides: Mappin
     kind = kind_of(feature)
     features = config["features"]
     inputs = {"corpus": corpus_recipe(config, corpus), "layout": f"shards={features.get('shards', 4)}"}
-    if overrides and kind != "acoustic":
-        raise ValueError(f"store {feature!r}: only an acoustic store's parameters can be set per model family")
+    if overrides and kind not in ("acoustic", WORD_IDS):
+        raise ValueError(f"store {feature!r}: only an acoustic store's or word_ids' parameters can be set per family")
     if kind == "acoustic":
         if feature not in features["acoustic"]:
             raise ValueError(f"feature {feature!r} is not configured under features.acoustic")
@@ -112,8 +123,8 @@ def plan(config: Mapping[str, Any], corpus: str, feature: str, overrides: Mappin
         glove = {"path": None, "oov": "zero", "seed": 0, **features.get("glove", {})}
         params = {**glove, "source": _glove_source(glove["path"])}
         return Plan(corpus, feature, kind, params, "glove", inputs=inputs, **store_code(feature))
-    if kind == WORD_IDS:  # no parameter: every aligned word, lower-cased, ids in sorted order of the types
-        return Plan(corpus, feature, kind, {}, WORD_IDS, inputs=inputs, **store_code(feature))
+    if kind == WORD_IDS:  # every aligned word, normalised (default: lower-cased), ids in sorted order of the types
+        return Plan(corpus, feature, kind, word_ids_params(overrides), WORD_IDS, inputs=inputs, **store_code(feature))
     if kind == BERT_TOKENS:  # the tokenizer of the configured BERT, resolved as the bert store resolves it
         cfg = features["bert"]
         choice = text_model_choice("bert", cfg["model"], cfg.get("path"))
@@ -141,6 +152,19 @@ def plan(config: Mapping[str, Any], corpus: str, feature: str, overrides: Mappin
     inputs["frames"] = plan(config, corpus, frames).version
     params = {"frames": frames, "empty_phone": "nearest_frame"}
     return Plan(corpus, feature, kind, params, "spans", inputs=inputs, **store_code(feature))
+
+
+def word_ids_params(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The word_ids store's parameters: ``normalise`` (``lower``, the default, left out so that the default store
+    keeps its version; ``letters``: MultiModal-ER's tokens), set per family (``models.<family>.stores.word_ids``)."""
+    values = dict(overrides or {})
+    unknown = sorted(set(values) - {"normalise"})
+    if unknown:
+        raise ValueError(f"store 'word_ids' has no parameter {unknown}; it has: normalise")
+    normalise = values.get("normalise", "lower")
+    if normalise not in ("lower", "letters"):
+        raise ValueError(f"word_ids normalise must be lower or letters, got {normalise!r}")
+    return {} if normalise == "lower" else {"normalise": normalise}
 
 
 def _glove_source(path: str | None) -> str:

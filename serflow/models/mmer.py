@@ -304,7 +304,9 @@ class MultiModalER(SerModel):
 
     def oov_stats(self, samples: Sequence[dict[str, np.ndarray]]) -> dict[str, Any]:
         """Tokens of the prepared samples (placeholders of empty transcripts excluded) missing from the
-        vocabulary: ``{"tokens", "oov_tokens", "oov_rate"}``."""
+        vocabulary: ``{"tokens", "oov_tokens", "oov_rate"}`` (``{}`` for the speech-only model: no vocabulary)."""
+        if not self.use_text:
+            return {}
         if not self._vocab_ready:
             raise RuntimeError("the vocabulary lookup is not set: call init_fold() or load a state dict first")
         ids = _all_ids(samples)

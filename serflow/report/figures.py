@@ -67,6 +67,8 @@ def paper_entry(model: str, corpus_spec: Mapping[str, Any] | None = None) -> dic
     keys = ("wa", "ua", "ua_sd", "ccc", "ccc_sd", "folds_wa", "row", "table", "note")
     out = {key: entry[key] for key in keys if entry.get(key) is not None}
     out.update(paper=source["paper"], dataset=source["dataset"], protocol=source["protocol"], labels=source["labels"])
+    if entry.get("protocol"):  # the figure is of this protocol only (the summary shows it beside that one's row)
+        out["for_protocol"] = entry["protocol"]
     if corpus_spec is not None:
         out["comparable"] = comparable(corpus_spec, source)
     return out

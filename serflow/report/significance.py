@@ -230,7 +230,8 @@ def significance_legend(tests: Sequence[Mapping[str, Any]], corpus: str, metric:
     n = "no runs" if not ns else f"{ns[0]}" if len(ns) == 1 else f"{ns[0]} to {ns[-1]}"
     refs: dict[tuple[str, ...], list[str]] = {}
     for entry in tests:
-        key = tuple(f"{e['mark']} `{e['reference']}`" for e in tests if e["model"] == entry["model"])
+        # one model's references once, also when it ran under several protocols (train.protocols)
+        key = tuple(dict.fromkeys(f"{e['mark']} `{e['reference']}`" for e in tests if e["model"] == entry["model"]))
         refs.setdefault(key, [])
         if entry["model"] not in refs[key]:
             refs[key].append(entry["model"])
@@ -247,8 +248,9 @@ def significance_legend(tests: Sequence[Mapping[str, Any]], corpus: str, metric:
     reasons: dict[str, list[str]] = {}
     for e in tests:
         reason = e["reason"] or (e["metrics"][metric]["reason"] if metric in e["metrics"] else f"no {name} per run")
-        if reason:
-            reasons.setdefault(reason, []).append(f"`{e['model']}` vs `{e['reference']}`")
+        pair = f"`{e['model']}` vs `{e['reference']}`"
+        if reason and pair not in reasons.get(reason, []):
+            reasons.setdefault(reason, []).append(pair)
     if reasons:
         lines += ["", f"No {name} test: " + "; ".join(f"{', '.join(p)} ({r})" for r, p in reasons.items()) + "."]
     return lines

@@ -89,6 +89,15 @@ def _reduced(result: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted((result.get("reduced") or {}).items()))
 
 
+def paper_figure(figures: Mapping[str, Any], result: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The paper's entry for a result (``{}`` if none): an entry that names its ``protocol`` (MultiModal-ER's random
+    split) stands beside that protocol's row only."""
+    paper = figures["models"].get(result["model"], {})
+    if paper.get("protocol") and paper["protocol"] != result.get("protocol"):
+        return {}
+    return paper
+
+
 def summary_rows(results: Sequence[Mapping[str, Any]], figures: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One row per categorical result file, in the order given, with the paper's figure where there is one
     (the dimensional results: :func:`dimension_rows`)."""
@@ -96,7 +105,7 @@ def summary_rows(results: Sequence[Mapping[str, Any]], figures: Mapping[str, Any
     for r in results:
         if is_dimensional(r):
             continue
-        paper = figures["models"].get(r["model"], {})
+        paper = paper_figure(figures, r)
         source = figures["sources"].get(paper.get("source"), {})
         rows.append(
             {
@@ -204,6 +213,30 @@ def dimensions_markdown(
     return lines
 
 
+def _protocol_notes(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What the summary says about the protocols: a split that is not speaker-independent, and the leakage check of
+    every fold (the same audio, by sha256 or by file name, in two of train / validation / test)."""
+    lines: list[str] = []
+    dependent = sorted({r["protocol"] for r in results if r.get("speaker_independent") is False})
+    if dependent:
+        lines += [
+            "",
+            f"> {', '.join(f'`{p}`' for p in dependent)}: **not speaker-independent** (the same speakers, on TESS the "
+            "same words too, in training and test), so its scores are optimistic; a speaker-independent protocol's "
+            "rows beside it say by how much.",
+        ]
+    checked = [r for r in results if (r.get("leakage") or {}).get("identical_audio") is not None]
+    if checked:
+        counts = sorted({(r["protocol"], r["leakage"]["identical_audio"], r["leakage"]["same_name"]) for r in checked})
+        shown = "; ".join(f"`{p}`: {a} identical audio, {n} same name" for p, a, n in counts)
+        lines += [
+            "",
+            "Leakage check (utterances of a fold whose audio is byte-identical to, or has the file name of, one in "
+            f"another of its splits; the most in any fold): {shown}.",
+        ]
+    return lines
+
+
 def _fold_comparison(results: Sequence[Mapping[str, Any]], figures: Mapping[str, Any]) -> list[str]:
     """WA per fold, ours beside the paper's, for the models whose paper prints them (GBAN's Tables 1-2)."""
     lines: list[str] = []
@@ -273,7 +306,7 @@ def summary_markdown(
         "",
     ]
     dims = dimension_rows(results, figures)
-    runs = [r["model"] for r in results]
+    runs = list(dict.fromkeys(r["model"] for r in results))  # a model under several protocols: once
     sources_used = {figures["models"][m]["source"] for m in runs if m in figures["models"]}
     if corpus_spec.get("synth"):
         lines += [
@@ -291,6 +324,7 @@ def summary_markdown(
         return text + (f" ({row[key + '_seed_std']:.3f})" if several_seeds else "")
 
     marks = significance_marks(significance or [])
+    protocol_marks = {p: significance_marks(t for t in significance or [] if t.get("protocol") == p) for p in protocols}
     header = ["model", "text", "folds x seeds", "n", "WA", "UA", "macro-F1", "paper WA", "paper UA", "paper"]
     if rows:
         lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
@@ -302,13 +336,15 @@ def summary_markdown(
             (f"{row['protocol']}: " if len(protocols) > 1 else "") + f"{row['folds']} x {row['seeds']}",
             str(row["n"]) + (f" ({row['dropped']} dropped)" if row["dropped"] else ""),
             score(row, "wa"),
-            score(row, "ua") + marks.get(row["model"], ""),
+            score(row, "ua")
+            + (marks if len(protocols) == 1 else protocol_marks[row["protocol"]]).get(row["model"], ""),
             f"{row['macro_f1']:.3f}",
             _cell(row["paper_wa"], row["paper_decimals"]),
             _cell(row["paper_ua"], row["paper_decimals"]),
             paper,
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += _protocol_notes(results)
     lines += dimensions_markdown(dims, significance)
     if significance is not None:  # the categorical runs' marks are on UA, the dimensional runs' on the mean CCC
         dimensional = {r["model"] for r in results if is_dimensional(r)}

@@ -48,12 +48,12 @@ def check_training_config(config: Mapping[str, Any], build_models: bool = True) 
                 get_spec(name)
             except ValueError as exc:
                 raise ValueError(f"train.models (corpus {corpus}): {exc}") from None
-            protocol = corpus_settings(config, corpus, name).protocol
-            if protocols and protocol not in protocols:
-                raise ValueError(
-                    f"model {name} on corpus {corpus} is trained with protocol {protocol!r}, which is not one of "
-                    f"folds.protocols {protocols}"
-                )
+            for protocol in corpus_settings(config, corpus, name).all_protocols():
+                if protocols and protocol not in protocols:
+                    raise ValueError(
+                        f"model {name} on corpus {corpus} is trained with protocol {protocol!r}, which is not one of "
+                        f"folds.protocols {protocols}"
+                    )
     families = sorted({spec.family for spec in MODELS.values()})
     models_config = config.get("models") or {}
     for family in models_config:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,8 @@ ROLE_HPARAM = {"audio": "audio_dim", "text": "text_dim"}
 # one of them: the CPU thread count changes the floating-point reduction order of torch's kernels, so the same
 # fold trained with 1 and 2 threads gives different bytes. The job uses exactly `train.threads` (whatever
 # `--cores` the run was given), records it, and a change reruns the training.
-RUN_ONLY_KEYS = ("models", "tasks", "mem_mb", "runtime")
+# `protocols` names further runs (one result file each); each fold job records the one protocol it ran under.
+RUN_ONLY_KEYS = ("models", "tasks", "mem_mb", "runtime", "protocols")
 CLASS_WEIGHTS = ("none", "balanced")
 SELECTIONS = ("ua", "wa", "loss")
 TRAIN_SCRIPT = "train.py"  # workflow_scripts/: the train job's entry point, part of its code identity
@@ -148,8 +149,15 @@ class TrainSettings:
     selection: str = "ua"  # the validation score that picks the kept epoch and stops early: ua | wa | loss
     validation_fraction: float | None = None  # redraw a fold's validation split as this share of its training part
     target_scaling: str = "standardise"  # regression targets: standardise (train split's mean / std) | none
+    # every protocol the model is trained and evaluated under, where set (replaces `protocol`, which becomes its
+    # first: the one whose results keep the plain name results/{corpus}_{run}.json; the others' carry ~{protocol})
+    protocols: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.protocols:
+            if len(set(self.protocols)) != len(self.protocols):
+                raise ValueError(f"train.protocols has duplicates: {list(self.protocols)}")
+            object.__setattr__(self, "protocol", self.protocols[0])
         if not self.seeds:
             raise ValueError("train.seeds is empty: give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
@@ -176,7 +184,7 @@ class TrainSettings:
         if unknown:
             raise ValueError(f"unknown train settings {unknown}; known: {sorted(known)}")
         values = dict(section)
-        for key in ("seeds", "models", "tasks"):
+        for key in ("seeds", "models", "tasks", "protocols"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)
@@ -184,6 +192,16 @@ class TrainSettings:
     def as_dict(self) -> dict[str, Any]:
         values = asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+    def all_protocols(self) -> tuple[str, ...]:
+        """The protocols this model runs under: ``protocols``, or the one ``protocol``; the first is the main one."""
+        return self.protocols or (self.protocol,)
+
+    def for_protocol(self, protocol: str) -> TrainSettings:
+        """The settings of one run under ``protocol`` (a fold job's: it records the protocol it ran under)."""
+        if protocol not in self.all_protocols():
+            raise ValueError(f"protocol {protocol!r} is not one of this model's {list(self.all_protocols())}")
+        return replace(self, protocol=protocol, protocols=())
 
     def result_params(self) -> dict[str, Any]:
         """The settings that change what training computes: the workflow's rerun trigger, and what the

@@ -20,6 +20,7 @@ import pandas as pd
 from serflow.io import quarantine
 from serflow.report.figures import paper_entry
 from serflow.shards.version import hash_file
+from serflow.train.leakage import leakage_total
 from serflow.train.metrics import classification_metrics, mean_std
 from serflow.train.tasks import Task, regression_metrics, score_keys, summary_scores
 
@@ -111,6 +112,9 @@ def evaluate_model(
         predictions = [pd.read_parquet(Path(path).with_name("predictions.parquet")) for path, _ in records]
         results["pooled"] = _pooled_regression(pd.concat(predictions, ignore_index=True), task, seeds)
     results["features"] = {name: {k: v for k, v in f.items() if k != "path"} for name, f in first["features"].items()}
+    # random_split is not speaker-independent (the same speakers in train and test); the leakage check of every fold
+    results["speaker_independent"] = first.get("speaker_independent")
+    results["leakage"] = leakage_total(folds)
     results["utterances"] = _utterance_summary(folds)
     results["prepare_counts"] = _prepare_counts(folds)
     for key in ("hparams", "fixed", "optim", "train"):

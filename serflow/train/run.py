@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from serflow.corpora.folds import SPEAKER_INDEPENDENT
 from serflow.io import write_json, write_parquet, write_text
 from serflow.locks import LOCK_NAME, once
 from serflow.shards.version import canonical_json, hash_file
@@ -50,6 +51,7 @@ from serflow.train.config import (
     model_hparams,
 )
 from serflow.train.evaluate import fold_damage
+from serflow.train.leakage import split_leakage
 from serflow.train.metrics import absent_class_warning, mean_std
 from serflow.train.tasks import Task, dimensional_targets, make_task, score_keys, split_run, summary_scores
 
@@ -179,6 +181,7 @@ def _train_fold(
     labels_by_utt = _labels_by_utt(job.manifest)
     if job.train.validation_fraction is not None:  # the family's own validation share (GBAN: 5 %)
         assignment = redraw_validation(assignment, labels_by_utt, job.train.validation_fraction, job.fold)
+    leakage = split_leakage(_audio_paths(job.manifest), assignment)  # the same audio in two splits (any protocol)
     task = job.task_spec()
     targets = None if task.categorical else dimensional_targets(pd.read_parquet(job.manifest), task)
     n_outputs = len(task.outputs)
@@ -233,6 +236,8 @@ def _train_fold(
         "model_settings": model_settings(model),
         "fold_fit": seeds[0]["fold_fit"],
         "oov": _oov_by_split(model, data),
+        "leakage": leakage,
+        "speaker_independent": SPEAKER_INDEPENDENT.get(job.protocol),
         "job": identity,
         "code": {"serflow": code["serflow"], "code_hash": code["code_hash"]},
     }
@@ -277,6 +282,15 @@ def _check_stores(model: str, features: Sequence[str], stores: Mapping[str, Any]
     missing = [f for f in features if f not in stores]
     if missing:
         raise ValueError(f"model {model!r} reads stores {list(features)}; no folder given for {missing}")
+
+
+def _audio_paths(manifest: Path) -> dict[str, str]:
+    import pyarrow.parquet as pq
+
+    if "audio_path" not in pq.read_schema(manifest).names:  # a hand-made manifest: nothing to check (checked 0)
+        return {}
+    table = pd.read_parquet(manifest, columns=["utt_id", "audio_path"])
+    return dict(zip(table["utt_id"].astype(str), table["audio_path"].astype(str), strict=True))
 
 
 def _labels_by_utt(manifest: Path) -> dict[str, str | None]:
@@ -354,6 +368,9 @@ def _run_seed(
         **record,
     }
     save_checkpoint(out.checkpoints, f"seed{seed}", fitted.state, meta)
+    if callable(getattr(model, "representations", None)):  # MultiModal-ER: the report's t-SNE figures
+        path = out.checkpoints / f"seed{seed}.representations.safetensors"
+        save_representations(path, model, splits["test"], job, runtime)
     return {
         "record": record,
         "history": fitted.history_rows(),
@@ -362,6 +379,29 @@ def _run_seed(
         "model": model,
         "fold_fit": _json_ready(fold_fit),
     }
+
+
+def save_representations(path: Path, model: Any, test: Split, job: FoldJob, runtime: Runtime) -> None:
+    """The test split's pooled vectors (``model.representations``: speech / text / fused, eval mode) of the selected
+    weights, as float32 tensors ``[N, d]`` with the utterance ids and labels in the metadata (same bytes each run)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from serflow.io import atomic_path
+    from serflow.train.loop import _to_device
+
+    model.eval()
+    parts: dict[str, list[Any]] = {}
+    with torch.inference_mode():
+        for start in range(0, len(test.samples), job.train.batch_size):
+            batch = _to_device(model.collate(list(test.samples[start : start + job.train.batch_size])), runtime.device)
+            for name, value in model.representations(batch).items():
+                parts.setdefault(name, []).append(value.float().cpu())
+    tensors = {name: torch.cat(values).contiguous() for name, values in parts.items()}
+    labels = [job.classes[int(i)] for i in np.asarray(test.y).reshape(-1)] if job.task_spec().categorical else []
+    metadata = {"utt_ids": json.dumps(list(test.ids)), "labels": json.dumps(labels)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def fitting_samples(model: Any, data: FoldData) -> list[dict[str, np.ndarray]]:

@@ -12,8 +12,10 @@ COLUMNS = ("model", "text", "folds x seeds", "WA", "UA", "UA fold std", "n", "dr
 
 
 def load_results(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
-    """The result files, sorted by corpus, then UA (best first)."""
+    """The categorical result files, sorted by corpus, then UA (best first); other JSON beside them (the summaries'
+    ``{corpus}_significance.json``) and dimensional runs (no UA: ``results/{corpus}_dimensions.csv``) are skipped."""
     results = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
+    results = [r for r in results if isinstance(r, dict) and {"model", "corpus", "ua"} <= r.keys()]
     return sorted(results, key=lambda r: (r["corpus"], -r["ua"], r["model"]))
 
 
@@ -38,18 +40,22 @@ def results_table(results: list[dict[str, Any]], markdown: bool = False) -> str:
     """WA / UA per model (means over folds, ± std over seeds when there are several), one block per corpus."""
     lines: list[str] = []
     for corpus in dict.fromkeys(r["corpus"] for r in results):
-        rows = [_row(r) for r in results if r["corpus"] == corpus]
-        first = next(r for r in results if r["corpus"] == corpus)
-        title = f"{corpus}: {first['protocol']}, labels {', '.join(first['labels'])}"
+        mine = [r for r in results if r["corpus"] == corpus]
+        protocols = list(dict.fromkeys(r["protocol"] for r in mine))
+        several = len(protocols) > 1  # a protocol column (a model under several: train.protocols)
+        columns = (COLUMNS[0], "protocol", *COLUMNS[1:]) if several else COLUMNS
+        rows = [(row[0], r["protocol"], *row[1:]) if several else row for r, row in ((r, _row(r)) for r in mine)]
+        first = mine[0]
+        title = f"{corpus}: {' / '.join(protocols)}, labels {', '.join(first['labels'])}"
         if first.get("label_merge"):
             title += " (" + ", ".join(f"{k} -> {v}" for k, v in first["label_merge"].items()) + ")"
         lines.append(title)
-        widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(COLUMNS)]
+        widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
         if markdown:
-            lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+            lines += ["", "| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
             lines += ["| " + " | ".join(row) + " |" for row in rows]
         else:
-            lines.append("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)))
+            lines.append("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
             lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

@@ -27,6 +27,7 @@ import numpy as np
 
 DIMENSIONS = ("valence", "arousal", "dominance")
 TASK_SEPARATOR = "@"
+PROTOCOL_SEPARATOR = "~"  # a model's further protocol: results/{corpus}_{model}~{protocol}.json (docs/results.md)
 # task name -> (dimensions, loss)
 DIMENSIONAL_TASKS: dict[str, tuple[tuple[str, ...], str]] = {
     "vad": (DIMENSIONS, "ccc"),
@@ -54,16 +55,26 @@ class Task:
 
 
 def split_run(run: str) -> tuple[str, str]:
-    """``"cnn14@vad"`` -> ``("cnn14", "vad")``; ``"cnn14"`` -> ``("cnn14", "categorical")``."""
-    model, _, task = run.partition(TASK_SEPARATOR)
+    """``"cnn14@vad"`` -> ``("cnn14", "vad")``; ``"cnn14"`` -> ``("cnn14", "categorical")``; a protocol suffix
+    (``"mmer_speech~loso_speaker"``, :func:`split_protocol`) is ignored."""
+    model, _, task = split_protocol(run)[0].partition(TASK_SEPARATOR)
     task = task or "categorical"
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r} in {run!r}; known: {', '.join(TASKS)}")
     return model, task
 
 
-def run_name(model: str, task: str) -> str:
-    return model if task == "categorical" else f"{model}{TASK_SEPARATOR}{task}"
+def run_name(model: str, task: str, protocol: str | None = None) -> str:
+    """``model``, ``model@task``; with a further ``protocol`` (not the model's main one), ``...~protocol``."""
+    name = model if task == "categorical" else f"{model}{TASK_SEPARATOR}{task}"
+    return f"{name}{PROTOCOL_SEPARATOR}{protocol}" if protocol else name
+
+
+def split_protocol(run: str) -> tuple[str, str | None]:
+    """``"mmer_speech~loso_speaker"`` -> ``("mmer_speech", "loso_speaker")``; no suffix -> ``(run, None)``: the
+    model's main protocol (results/{corpus}_{run}.json keeps the plain name)."""
+    name, _, protocol = run.partition(PROTOCOL_SEPARATOR)
+    return name, protocol or None
 
 
 def make_task(task: str, classes: Sequence[str], scale: Sequence[float] | None = None) -> Task:

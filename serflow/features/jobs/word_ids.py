@@ -4,10 +4,16 @@ The rows are exactly those of the ``glove`` store (the same alignment table, lab
 row ``i`` of both is the same word. The types are the lower-cased words of every stored utterance; ids ``0..V-1``
 follow their sorted (code point) order, so the table depends only on the set of words, never on the order in which
 utterances were read. Models build their own vocabularies from the ids of their training split.
+
+The store's one parameter, ``normalise`` (set per model family: ``models.<family>.stores.word_ids``), says what a
+word type is: ``lower`` (the default, left out of the version) the aligned word lower-cased; ``letters`` the
+MultiModal-ER code's tokens, lower-cased with every character other than a-z removed (``it's`` -> ``its``), a word
+left empty dropped (the rows then differ from ``glove``'s).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -22,6 +28,7 @@ from serflow.features.stores import Plan
 from serflow.shards.version import hash_file
 from serflow.shards.writer import ShardWriter
 
+NORMALISATIONS = ("lower", "letters")
 MAX_TYPES = 2**24  # every id up to this is an exact float32
 
 
@@ -31,6 +38,9 @@ def word_ids_store(
     """One id per aligned word, ``[N, 1]`` float32, and the ``vocabulary`` table; returns the manifest's ``meta``."""
     rows = labelled_utterances(pd.read_parquet(manifest_path))
     words, dropped = aligned_words(words_path, failures_path, rows["utt_id"].tolist())
+    normalise = plan.params.get("normalise", "lower")
+    words, emptied = normalised_words(words, normalise)
+    dropped += emptied
     vocabulary, ids = word_types(words)
     utts = words["utt_id"].to_numpy(dtype=object)
     items = storable(_split_sorted(utts, ids.astype(np.float32).reshape(-1, 1)), 1, dropped)
@@ -45,11 +55,30 @@ def word_ids_store(
         inputs = {"manifest": manifest_path, "words": words_path}
         meta = {
             "counts": n,
-            "vocabulary": {"table": "vocabulary", "size": vocabulary.num_rows, "case": "lower", "order": "sorted"},
+            "vocabulary": {
+                "table": "vocabulary",
+                "size": vocabulary.num_rows,
+                "case": "lower",
+                "normalise": normalise,
+                "order": "sorted",
+            },
             "input_files": {k: hash_file(v) for k, v in sorted(inputs.items())},
         }
         writer.finalize(meta=meta, provenance=plan.provenance())
     return meta
+
+
+def normalised_words(words: pd.DataFrame, normalise: str) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """The words as ``normalise`` defines them (see the module docstring), and ``(utt_id, reason)`` for each
+    utterance left without any word."""
+    if normalise not in NORMALISATIONS:
+        raise ValueError(f"word_ids normalise must be one of {NORMALISATIONS}, got {normalise!r}")
+    if normalise == "lower" or words.empty:
+        return words, []
+    kept = words.assign(word=[re.sub(r"[^a-z]", "", str(w).lower()) for w in words["word"].tolist()])
+    kept = kept.loc[kept["word"] != ""].reset_index(drop=True)
+    gone = sorted(set(words["utt_id"]) - set(kept["utt_id"]))
+    return kept, [(u, "no word left with letters a-z (normalise: letters)") for u in gone]
 
 
 def word_types(words: pd.DataFrame) -> tuple[pa.Table, np.ndarray]:
