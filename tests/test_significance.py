@@ -18,6 +18,7 @@ from serflow.report.significance import (
     family_references,
     reference_tests,
     run_scores,
+    significance_marks,
     significance_report,
     t_test,
 )
@@ -231,7 +232,10 @@ def test_summary_marks_and_legend() -> None:
     table = {line.split(" | ")[0]: line.split(" | ") for line in markdown.splitlines() if line.startswith("| `")}
     assert table["| `sfcnn14`"][5].endswith(")*†") and table["| `mfcnn14`"][5].endswith(")*")
     assert table["| `cnn14`"][5].endswith(")†") and table["| `bert`"][5].endswith(")*")
-    assert "*" not in table["| `sfcnn14`"][4]  # WA is not marked
+    wa_marks = significance_marks(tests, metric="wa")  # WA carries the marks of its own test, not UA's
+    for model in ("cnn14", "sfcnn14", "mfcnn14", "bert"):
+        assert table[f"| `{model}`"][4].endswith(")" + wa_marks.get(model, ""))
+    assert "Significance (WA and UA): a mark after WA and UA" in markdown
     assert "two-sided Student's independent-samples t-test" in markdown and "p < 0.05" in markdown
     assert "(n = 5 per model)" in markdown and "no correction for multiple comparisons" in markdown
     assert "`results/demo_significance.json`" in markdown

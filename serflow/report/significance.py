@@ -18,7 +18,7 @@ Undefined cases are recorded, never guessed: fewer than 2 runs on either side gi
 and no metrics. Zero variance on both sides: equal constants give ``t = 0``, ``p = 1`` (not significant); different
 constants give ``t = None`` (it is infinite; JSON holds no infinity), ``p = 0`` (significant), with a ``note``.
 
-The summary (:mod:`serflow.report.summary`) marks UA with :data:`MARKS` and adds the p-values to its CSV
+The summary (:mod:`serflow.report.summary`) marks WA and UA with :data:`MARKS` and adds the p-values to its CSV
 (:func:`significance_columns`); :func:`significance_report` is the content of ``results/{corpus}_significance.json``.
 scipy is imported where the test runs, so the report's other jobs do not need it.
 """
@@ -220,12 +220,17 @@ def significance_marks(tests: Iterable[Mapping[str, Any]], metric: str = MARKED_
     return {model: "".join(mark for _, mark in sorted(found)) for model, found in marks.items()}
 
 
-def significance_legend(tests: Sequence[Mapping[str, Any]], corpus: str, metric: str = MARKED_METRIC) -> list[str]:
-    """The summary's paragraphs (each a line) saying what the marks mean: the test, alpha, n, the references."""
+def significance_legend(
+    tests: Sequence[Mapping[str, Any]], corpus: str, metric: str = MARKED_METRIC, marked: Sequence[str] = ()
+) -> list[str]:
+    """The summary's paragraphs (each a line) saying what the marks mean: the test, alpha, n, the references.
+
+    ``metric`` is the score whose missing tests are listed; ``marked`` the scores that carry marks (default: it)."""
     if not tests:
         return ["Significance: no model of these results has a reference model (`Family.reference`) to test against."]
     first = tests[0]
-    name = metric.upper() if metric in SCORE_ORDER else "mean CCC" if metric == "ccc" else metric
+    name = _score_name(metric)
+    marked_names = " and ".join(_score_name(m) for m in (marked or (metric,)))
     ns = sorted({m[k] for e in tests for m in e["metrics"].values() for k in ("n_model", "n_reference")})
     n = "no runs" if not ns else f"{ns[0]}" if len(ns) == 1 else f"{ns[0]} to {ns[-1]}"
     refs: dict[tuple[str, ...], list[str]] = {}
@@ -236,7 +241,8 @@ def significance_legend(tests: Sequence[Mapping[str, Any]], corpus: str, metric:
         if entry["model"] not in refs[key]:
             refs[key].append(entry["model"])
     lines = [
-        f"Significance ({name}): a mark after {name} says the model differs (higher or lower) from its family's "
+        f"Significance ({marked_names}): a mark after {marked_names} says the model differs (higher or lower) in that "
+        "score from its family's "
         f"first (`*`) or second (`†`) reference model by a {TESTS[first['test']]} over runs, "
         f"p < {first['alpha']:g}; a run is one seed's cross-validated score (n = {n} per model); no correction "
         f"for multiple comparisons. Every test, of every score, in `results/{corpus}_significance.json`.",
@@ -254,6 +260,10 @@ def significance_legend(tests: Sequence[Mapping[str, Any]], corpus: str, metric:
     if reasons:
         lines += ["", f"No {name} test: " + "; ".join(f"{', '.join(p)} ({r})" for r, p in reasons.items()) + "."]
     return lines
+
+
+def _score_name(metric: str) -> str:
+    return metric.upper() if metric in SCORE_ORDER else "mean CCC" if metric == "ccc" else metric
 
 
 def significance_columns(

@@ -285,8 +285,8 @@ def summary_markdown(
     significance: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
     """A Markdown page: what was run, the table, and where each paper figure comes from; with ``significance``
-    (:func:`serflow.report.significance.reference_tests`), UA (a dimensional run's mean CCC) marked where it differs
-    from a reference model. ``rows``: :func:`summary_rows`; the dimensional results' table comes after."""
+    (:func:`serflow.report.significance.reference_tests`), WA and UA (a dimensional run's mean CCC) marked where
+    they differ from a reference model. ``rows``: :func:`summary_rows`; the dimensional results' table comes after."""
     if not results:
         raise ValueError("no result files to summarise")
     first = results[0]
@@ -323,8 +323,14 @@ def summary_markdown(
         text = f"{row[key]:.3f} ± {row[key + '_fold_std']:.3f}"
         return text + (f" ({row[key + '_seed_std']:.3f})" if several_seeds else "")
 
-    marks = significance_marks(significance or [])
-    protocol_marks = {p: significance_marks(t for t in significance or [] if t.get("protocol") == p) for p in protocols}
+    def marks_of(metric: str) -> dict[str, dict[str, str]]:
+        """``{protocol: {model: marks}}`` of one score (one protocol: every test, however it is labelled)."""
+        tests = list(significance or [])
+        if len(protocols) == 1:
+            return {p: significance_marks(tests, metric=metric) for p in protocols}
+        return {p: significance_marks((t for t in tests if t.get("protocol") == p), metric=metric) for p in protocols}
+
+    wa_marks, ua_marks = marks_of("wa"), marks_of("ua")
     header = ["model", "text", "folds x seeds", "n", "WA", "UA", "macro-F1", "paper WA", "paper UA", "paper"]
     if rows:
         lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
@@ -335,9 +341,8 @@ def summary_markdown(
             row["text_source"],
             (f"{row['protocol']}: " if len(protocols) > 1 else "") + f"{row['folds']} x {row['seeds']}",
             str(row["n"]) + (f" ({row['dropped']} dropped)" if row["dropped"] else ""),
-            score(row, "wa"),
-            score(row, "ua")
-            + (marks if len(protocols) == 1 else protocol_marks[row["protocol"]]).get(row["model"], ""),
+            score(row, "wa") + wa_marks[row["protocol"]].get(row["model"], ""),
+            score(row, "ua") + ua_marks[row["protocol"]].get(row["model"], ""),
             f"{row['macro_f1']:.3f}",
             _cell(row["paper_wa"], row["paper_decimals"]),
             _cell(row["paper_ua"], row["paper_decimals"]),
@@ -346,12 +351,12 @@ def summary_markdown(
         lines.append("| " + " | ".join(cells) + " |")
     lines += _protocol_notes(results)
     lines += dimensions_markdown(dims, significance)
-    if significance is not None:  # the categorical runs' marks are on UA, the dimensional runs' on the mean CCC
+    if significance is not None:  # the categorical runs' marks are on WA and UA, the dimensional runs' on the mean CCC
         dimensional = {r["model"] for r in results if is_dimensional(r)}
         categorical_tests = [t for t in significance if t["model"] not in dimensional]
         dimension_tests = [t for t in significance if t["model"] in dimensional]
         if categorical_tests or not dimension_tests:
-            lines += ["", *significance_legend(categorical_tests, corpus)]
+            lines += ["", *significance_legend(categorical_tests, corpus, marked=("wa", "ua"))]
         if dimension_tests:
             lines += ["", *significance_legend(dimension_tests, corpus, metric="ccc")]
     lines += _fold_comparison([r for r in results if not is_dimensional(r)], figures)
