@@ -364,8 +364,14 @@ def _interleave(first: Sequence[str], second: Sequence[str]) -> list[tuple[int, 
 
 def _prosody_for(label: str, preset: str, speaker: Speaker, rng: np.random.Generator) -> Prosody:
     base = PRESETS[preset][_PROSODY_ROW.get(label, "neu")]
-    pitch = base.pitch + speaker.pitch_offset + int(rng.integers(-PITCH_JITTER, PITCH_JITTER + 1))
-    rate = base.rate + speaker.rate_offset + int(rng.integers(-RATE_JITTER, RATE_JITTER + 1))
+    return jittered_prosody(base, speaker.pitch_offset, speaker.rate_offset, rng)
+
+
+def jittered_prosody(base: Prosody, pitch_offset: int, rate_offset: int, rng: np.random.Generator) -> Prosody:
+    """A class's prosody for one utterance: the voice's offsets plus per-utterance jitter, clipped to espeak-ng's
+    ranges (the draws in a fixed order: the same seed gives the same corpus). Shared by every layout."""
+    pitch = base.pitch + pitch_offset + int(rng.integers(-PITCH_JITTER, PITCH_JITTER + 1))
+    rate = base.rate + rate_offset + int(rng.integers(-RATE_JITTER, RATE_JITTER + 1))
     amplitude = base.amplitude + int(rng.integers(-AMPLITUDE_JITTER, AMPLITUDE_JITTER + 1))
     return Prosody(
         pitch=int(np.clip(pitch, *espeak.PITCH_RANGE)),

@@ -33,17 +33,14 @@ from serflow.io import write_bytes, write_text
 
 from . import espeak
 from .corpus import (
-    AMPLITUDE_JITTER,
-    EFFORT_JITTER,
     GAIN_RANGE_DB,
-    PITCH_JITTER,
-    RATE_JITTER,
     SAMPLE_RATE,
     Annotation,
     Prosody,
     UtterancePlan,
     _check_empty,
     _warm_worker,
+    jittered_prosody,
     render_audio,
     wav_bytes,
 )
@@ -160,17 +157,7 @@ def _plan(speaker: str, word: str, emotion: str, seed: int) -> UtterancePlan:
     index = _index(speaker, word, emotion)
     voice, base = _SPEAKERS[speaker], _PRESET[emotion]
     rng = np.random.default_rng([seed, _STREAM_PROSODY, index])
-    pitch = base.pitch + voice.pitch_offset + int(rng.integers(-PITCH_JITTER, PITCH_JITTER + 1))
-    rate = base.rate + voice.rate_offset + int(rng.integers(-RATE_JITTER, RATE_JITTER + 1))
-    amplitude = base.amplitude + int(rng.integers(-AMPLITUDE_JITTER, AMPLITUDE_JITTER + 1))
-    prosody = Prosody(
-        pitch=int(np.clip(pitch, *espeak.PITCH_RANGE)),
-        rate=int(np.clip(rate, *espeak.RATE_RANGE)),
-        amplitude=int(np.clip(amplitude, *espeak.VOLUME_RANGE)),
-        word_gap=base.word_gap,
-        pitch_range=base.pitch_range,
-        effort=round(base.effort + float(rng.uniform(-EFFORT_JITTER, EFFORT_JITTER)), 4),
-    )
+    prosody = jittered_prosody(base, voice.pitch_offset, voice.rate_offset, rng)
     audio = np.random.default_rng([seed, _STREAM_AUDIO, index])
     lead, trail = (round(float(x), 4) for x in audio.uniform(*_SILENCE_RANGE_S, size=2))
     return UtterancePlan(
