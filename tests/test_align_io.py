@@ -342,6 +342,31 @@ def test_missing_tier_and_not_a_textgrid(tmp_path: Path) -> None:
         read_textgrid(truncated)
 
 
+def test_truncations_praatio_reads_silently_are_errors() -> None:
+    """praatio stops reading a short-format tier where the file ends; the checks around it notice."""
+    two_tiers = SHORT_TEXTGRID.replace("<exists>\n3", "<exists>\n2")
+    inside_tier = two_tiers[: two_tiers.index('"HH"')]  # cut at an interval boundary of the last tier
+    with pytest.raises(ValueError, match=r"short\.TextGrid: tier 'phones' ends at 0\.2 s, not at its xmax 1\.5"):
+        parse_textgrid(inside_tier, "short.TextGrid")
+    between_tiers = MFA3_TEXTGRID[: MFA3_TEXTGRID.index("    item [2]:")]
+    with pytest.raises(ValueError, match=r"long\.TextGrid: 2 tiers declared but 1 found"):
+        parse_textgrid(between_tiers, "long.TextGrid")
+    with pytest.raises(ValueError, match=r"dup\.TextGrid: a second tier named 'words'"):
+        parse_textgrid(MFA3_TEXTGRID.replace('name = "phones"', 'name = "words"'), "dup.TextGrid")
+    # A last label that no newline ends is still read (Praat always ends the file with one).
+    assert parse_textgrid(SHORT_TEXTGRID.rstrip("\n")).tiers["notes"] == [(0.7, 0.7, 'he said "hi"')]
+
+
+def test_writer_writes_whole_number_times_as_mfa_does() -> None:
+    u = UttAlignment("u", (Word("hi", 0.0, 1.0, (Phone("HH", 0.0, 0.5), Phone("AY", 0.5, 1.0))),))
+    text = textgrid_text(u, 2)
+    assert "\nxmin = 0 \nxmax = 2.0 \n" in text  # the grid's xmin is MFA's literal 0, every other time a float
+    assert "        xmin = 0 \n        xmax = 2.0 \n" in text
+    assert "            xmin = 0.0 \n            xmax = 0.5 \n" in text
+    assert "            xmin = 1.0 \n            xmax = 2.0 \n" in text
+    assert alignment_from_textgrid("u", parse_textgrid(text).tiers) == u
+
+
 def test_speaker_prefixed_tiers_are_accepted() -> None:
     tiers = {"spk1 - words": [(0.0, 0.2, "hi")], "spk1 - phones": [(0.0, 0.1, "HH"), (0.1, 0.2, "AY1")]}
     u = alignment_from_textgrid("u", tiers)

@@ -5,16 +5,34 @@ an IntervalTier ``words`` then an IntervalTier ``phones``, empty-text intervals 
 tiers spanning ``[0, duration]``), so tools built around MFA's output (Praat, notebook scripts,
 phonetic analysis packages) work on every backend's output unchanged.
 
-Reading accepts what Praat and MFA produce: the long and the short text formats, UTF-8 (with or
-without a byte-order mark) and UTF-16 (Praat's choice for files with non-ASCII labels). The parser
-reads the file as Praat does, as a stream of numbers, strings and flags in which the long format's
-labels (``xmin =``, ``intervals [3]:``) are decoration, so both formats share one code path.
+praatio (the library MFA itself uses for TextGrids) does the parsing and the writing:
+``textgrid_io.parseTextgridStr`` reads the long and the short text formats, ``getTextgridAsStr``
+writes the long format and fills the gaps between intervals with empty ones. What serflow adds, and why:
+
+- Decoding: UTF-8 (with or without a byte-order mark) or UTF-16 (Praat's choice for non-ASCII labels,
+  with or without a byte-order mark). praatio's ``openTextgrid`` fails on UTF-16 without a
+  byte-order mark; it also reads only paths, and :func:`parse_textgrid` parses text.
+- Checks, so that a bad file gives a ValueError naming it, not a praatio traceback or a silently
+  shorter tier: the header must say ``ooTextFile`` and ``TextGrid`` and declare the tier count that
+  is found; each interval tier must reach its ``xmax`` (Praat's intervals cover their tier, and
+  praatio's short-format reader silently stops where a file is cut); tier names must be unique.
+- MFA 3's bytes: praatio writes a whole-number time as an integer (``2``), MFA 3 as a float
+  (``2.0``) except in the grid's and the tiers' ``xmin = 0``; those lines are rewritten.
+- praatio's dictionaries, not its ``Textgrid``/``IntervalTier`` objects: an IntervalTier refuses
+  zero-length intervals, and the writer must write every alignment that
+  :func:`serflow.align.tables.check_alignment` accepts, and the reader read it back.
+- Turning the ``words`` and ``phones`` tiers into an :class:`UttAlignment` (:func:`alignment_from_textgrid`).
 
 Like MFA, times are rounded to 6 decimals and an end past the file's duration is clipped to it.
 Known differences from MFA's own writer, in edge cases only: MFA leaves gaps of at most 1 ms between
 intervals unfilled (the tier then has a hole, which Praat rejects); here every gap is filled with an
 empty interval. MFA stretches the last interval to the file's end when it ends within two frames
 of it; here times are written as aligned.
+
+What praatio cannot do, in cases neither MFA nor Praat produce for speech: it strips labels of
+surrounding whitespace; in the long format it rejects a time in exponent notation (``1e-05``) and
+misreads a negative one; it writes a tier's intervals sorted, so zero-length intervals at the same
+instant come out in label order; and a truncated point tier (``TextTier``) goes unnoticed.
 """
 
 from __future__ import annotations
@@ -23,9 +41,14 @@ import bisect
 import codecs
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from praatio.utilities import textgrid_io
+from praatio.utilities.constants import INTERVAL_TIER, TextgridFormats
+from praatio.utilities.errors import PraatioException
 
 from serflow.align.types import Phone, UttAlignment, Word
 from serflow.io import write_text
@@ -59,18 +82,31 @@ def textgrid_text(alignment: UttAlignment, duration: float) -> str:
     xmax = round(float(duration), _DECIMALS)
     words = [(w.start, w.end, w.word) for w in alignment.words]
     phones = [(p.start, p.end, p.phone) for w in alignment.words for p in w.phones]
-    tiers = {
-        "words": _filled_tier(words, xmax, alignment.utt_id),
-        "phones": _filled_tier(phones, xmax, alignment.utt_id),
+    grid = {
+        "xmin": 0.0,
+        "xmax": xmax,
+        "tiers": [
+            {"class": INTERVAL_TIER, "name": name, "xmin": 0.0, "xmax": xmax, "entries": entries}
+            for name, entries in (
+                ("words", _clipped(words, xmax, alignment.utt_id)),
+                ("phones", _clipped(phones, xmax, alignment.utt_id)),
+            )
+        ],
     }
-    return _long_format(tiers, xmax)
+    # minimumIntervalLength=None: praatio would otherwise merge intervals shorter than 10 ns away.
+    text = textgrid_io.getTextgridAsStr(
+        grid, TextgridFormats.LONG_TEXTGRID, includeBlankSpaces=True, minimumIntervalLength=None
+    )
+    return _WHOLE_TIME.sub(_as_mfa_float, text)
 
 
-def _filled_tier(intervals: Sequence[Interval], xmax: float, utt_id: str) -> list[Interval]:
-    """Round times as MFA does, clip to the file, and fill every gap with an empty interval.
+def _clipped(intervals: Sequence[Interval], xmax: float, utt_id: str) -> list[Interval]:
+    """Round times as MFA does and clip them to the file (praatio then fills the gaps).
 
     Frame-based aligners can overshoot the audio's true end by up to a frame; MFA clips such an end to
-    the file's duration, and so does this. An interval that starts at or after the end is an error.
+    the file's duration, and so does this. An overlap with the previous interval of up to
+    ``TIME_TOLERANCE`` is trimmed off this one's start; a start at or after the end, or a larger
+    overlap, is an error.
     """
     out: list[Interval] = []
     cursor = 0.0
@@ -81,55 +117,21 @@ def _filled_tier(intervals: Sequence[Interval], xmax: float, utt_id: str) -> lis
         if start < cursor - TIME_TOLERANCE:
             raise ValueError(f"{utt_id}: interval {label!r} starts at {start} s, before the previous end {cursor} s")
         start, end = max(start, cursor), min(end, xmax)
-        if start > cursor:
-            out.append((cursor, start, ""))
         out.append((start, end, label))
         cursor = end
-    if cursor < xmax or not out:
-        out.append((cursor, xmax, ""))
     return out
 
 
-def _long_format(tiers: Mapping[str, Sequence[Interval]], xmax: float) -> str:
-    """Praat's long text format, byte for byte as MFA 3 writes it (note the trailing spaces)."""
-    lines = [
-        'File type = "ooTextFile"',
-        'Object class = "TextGrid"',
-        "",
-        "xmin = 0 ",
-        f"xmax = {_num(xmax)} ",
-        "tiers? <exists> ",
-        f"size = {len(tiers)} ",
-        "item []: ",
-    ]
-    tab = " " * 4
-    for number, (name, intervals) in enumerate(tiers.items(), start=1):
-        lines += [
-            f"{tab}item [{number}]:",
-            f'{tab * 2}class = "IntervalTier" ',
-            f"{tab * 2}name = {_quote(name)} ",
-            f"{tab * 2}xmin = 0 ",
-            f"{tab * 2}xmax = {_num(xmax)} ",
-            f"{tab * 2}intervals: size = {len(intervals)} ",
-        ]
-        for index, (start, end, label) in enumerate(intervals, start=1):
-            lines += [
-                f"{tab * 2}intervals [{index}]:",
-                f"{tab * 3}xmin = {_num(start)} ",
-                f"{tab * 3}xmax = {_num(end)} ",
-                f"{tab * 3}text = {_quote(label)} ",
-            ]
-    return "\n".join(lines) + "\n"
+# A whole-number time as praatio writes it ("xmax = 2 "), with its indentation.
+_WHOLE_TIME = re.compile(r"^(?P<indent> *)(?P<key>xmin|xmax) = (?P<value>\d+) $", re.MULTILINE)
+_INTERVAL_INDENT = 12  # praatio and MFA indent an interval's fields by three 4-space tabs
 
 
-def _num(value: float) -> str:
-    """Python's shortest float repr (``0.0``, ``1.25``), which is what MFA's f-strings produce."""
-    return repr(round(float(value), _DECIMALS))
-
-
-def _quote(text: str) -> str:
-    """A Praat string: double quotes, with inner quotes doubled."""
-    return '"' + text.replace('"', '""') + '"'
+def _as_mfa_float(match: re.Match[str]) -> str:
+    """MFA's form of a whole-number time: ``2.0``, but ``0`` for the grid's and the tiers' ``xmin``."""
+    if match["key"] == "xmin" and len(match["indent"]) < _INTERVAL_INDENT:
+        return match[0]
+    return f"{match['indent']}{match['key']} = {match['value']}.0 "
 
 
 # ----------------------------------------------------------------------------------------------
@@ -148,8 +150,8 @@ class TextGrid:
 def read_textgrid(path: str | os.PathLike[str]) -> dict[str, list[Interval]]:
     """The tiers of the TextGrid at ``path``: name -> ``[(start, end, label), ...]``, empty labels kept.
 
-    Labels are returned as written (not stripped). Raises ValueError naming the file and line when the
-    file is not a TextGrid or does not parse.
+    Labels are stripped of surrounding whitespace (praatio does that). Raises ValueError naming the
+    file when it is not a TextGrid, does not parse, or is truncated.
     """
     return load_textgrid(path).tiers
 
@@ -162,38 +164,60 @@ def load_textgrid(path: str | os.PathLike[str]) -> TextGrid:
 
 def parse_textgrid(text: str, source: str = "<string>") -> TextGrid:
     """Parse TextGrid text in the long or the short format; ``source`` names it in error messages."""
-    stream = _TokenStream(text, source)
-    if stream.string("the file type") not in ("ooTextFile", "ooTextFile short"):
-        raise ValueError(f"{source}: not a Praat text file (no 'ooTextFile' header)")
-    if (kind := stream.string("the object class")) != "TextGrid":
-        raise ValueError(f"{source}: the object class is {kind!r}, not 'TextGrid'")
-    xmin, xmax = stream.number("xmin"), stream.number("xmax")
-    n_tiers = int(stream.number("the tier count")) if stream.flag() else 0
+    n_tiers = _check_header(text, source)
+    if not text.endswith("\n"):  # praatio's short-format reader drops a last label that no newline ends
+        text += "\n"
+    try:
+        parsed = textgrid_io.parseTextgridStr(text, includeEmptyIntervals=True)
+    except (PraatioException, ValueError, IndexError) as exc:
+        # praatio's messages name neither the file nor the place ("Expected field in Textgrid missing.").
+        raise ValueError(f"{source}: malformed or truncated TextGrid ({type(exc).__name__}: {exc})") from exc
+    if len(parsed["tiers"]) != n_tiers:
+        raise ValueError(f"{source}: {n_tiers} tiers declared but {len(parsed['tiers'])} found (a truncated file?)")
     tiers: dict[str, list[Interval]] = {}
-    for _ in range(n_tiers):
-        line = stream.line
-        name, intervals = _read_tier(stream)
-        if name in tiers:
-            raise ValueError(f"{source}:{line}: a second tier named {name!r}")
-        tiers[name] = intervals
-    return TextGrid(xmin, xmax, tiers)
+    for tier in parsed["tiers"]:
+        if tier["name"] in tiers:
+            raise ValueError(f"{source}: a second tier named {tier['name']!r}")
+        tiers[tier["name"]] = _entries(tier, f"{source}: tier {tier['name']!r}")
+    return TextGrid(parsed["xmin"], parsed["xmax"], tiers)
 
 
-def _read_tier(stream: _TokenStream) -> tuple[str, list[Interval]]:
-    tier_class = stream.string("the tier class")
-    name = stream.string("the tier name")
-    stream.number("the tier's xmin")
-    stream.number("the tier's xmax")
-    count = int(stream.number("the interval count"))
-    if tier_class == "IntervalTier":
-        return name, [(stream.number("xmin"), stream.number("xmax"), stream.string("text")) for _ in range(count)]
-    if tier_class == "TextTier":
-        points = []
-        for _ in range(count):
-            time = stream.number("a point's time")
-            points.append((time, time, stream.string("mark")))
-        return name, points
-    raise ValueError(f"{stream.source}:{stream.line}: unknown tier class {tier_class!r}")
+# The header (the file type and the object class), and the tier count in the long or the short format.
+_HEADER = re.compile(r'\A\ufeff?\s*File type = "(?P<type>[^"]*)"\s*Object class = "(?P<kind>[^"]*)"')
+_TIER_COUNT = re.compile(r"<exists>\s*(?:size\s*=\s*)?(\d+)")
+
+
+def _check_header(text: str, source: str) -> int:
+    """Check that ``text`` is a Praat TextGrid (praatio does not) and return its declared tier count."""
+    header = _HEADER.match(text)
+    if header is None or header["type"] not in ("ooTextFile", "ooTextFile short"):
+        raise ValueError(f"{source}: not a Praat text file (no 'ooTextFile' header)")
+    if header["kind"] != "TextGrid":
+        raise ValueError(f"{source}: the object class is {header['kind']!r}, not 'TextGrid'")
+    count = _TIER_COUNT.search(text, header.end())
+    if count is None:
+        raise ValueError(f"{source}: no tier count ('<exists>' and the number of tiers) after the header")
+    return int(count[1])
+
+
+def _entries(tier: dict[str, Any], where: str) -> list[Interval]:
+    """A praatio tier's entries as ``(start, end, label)``, times made floats (praatio leaves them strings)."""
+    try:
+        if tier["class"] != INTERVAL_TIER:  # a TextTier: each point becomes ``(time, time, mark)``
+            return [(float(time), float(time), mark) for time, mark in tier["entries"]]
+        intervals = [(float(start), float(end), label) for start, end, label in tier["entries"]]
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from exc
+    _check_reaches_end(intervals, tier["xmax"], where)
+    return intervals
+
+
+def _check_reaches_end(intervals: Sequence[Interval], tier_xmax: float, where: str) -> None:
+    """An interval tier covers its span, so one that stops short was cut (praatio reads such files)."""
+    if not intervals:
+        raise ValueError(f"{where} has no intervals (a truncated file?)")
+    if abs(intervals[-1][1] - tier_xmax) > TIME_TOLERANCE:
+        raise ValueError(f"{where} ends at {intervals[-1][1]} s, not at its xmax {tier_xmax} s (a truncated file?)")
 
 
 def _decode(raw: bytes, path: Path) -> str:
@@ -210,64 +234,6 @@ def _decode(raw: bytes, path: Path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: neither UTF-8 nor UTF-16 ({exc.reason} at byte {exc.start})") from exc
-
-
-# A quoted string (inner quotes doubled), a "[...]" index to skip, a "!" comment, or any other bare word.
-_TOKEN = re.compile(r'"(?:[^"]|"")*"|\[[^\]\n]*\]|![^\n]*|[^\s"\[]+')
-
-
-class _TokenStream:
-    """The values of a Praat text file in order: numbers, strings and ``<exists>``/``<absent>`` flags.
-
-    Bare words that are neither numbers nor flags (the long format's ``xmin =``, ``intervals:``) and
-    bracketed indices are skipped, which is how one reader handles both the long and the short format.
-    """
-
-    def __init__(self, text: str, source: str) -> None:
-        self.source = source
-        self._text = text
-        self._newlines = [m.start() for m in re.finditer("\n", text)]
-        self._tokens = self._values()
-        self.line = 1
-        if text.count('"') % 2:  # every string has two quotes, inner quotes are doubled: the count is even
-            raise ValueError(f"{source}: unbalanced quotes (an unterminated string)")
-
-    def _values(self) -> Iterator[tuple[int, str, str | float]]:
-        for match in _TOKEN.finditer(self._text):
-            token = match.group()
-            line = bisect.bisect_left(self._newlines, match.start()) + 1
-            if token.startswith('"'):
-                yield line, "string", token[1:-1].replace('""', '"')
-            elif token in ("<exists>", "<absent>"):
-                yield line, "flag", token
-            elif (number := _as_number(token)) is not None:
-                yield line, "number", number
-
-    def _next(self, kind: str, what: str) -> str | float:
-        try:
-            line, found, value = next(self._tokens)
-        except StopIteration:
-            raise ValueError(f"{self.source}: the file ends where {what} was expected") from None
-        self.line = line
-        if found != kind:
-            raise ValueError(f"{self.source}:{line}: expected {what} ({kind}), found {found} {value!r}")
-        return value
-
-    def number(self, what: str) -> float:
-        return float(self._next("number", what))
-
-    def string(self, what: str) -> str:
-        return str(self._next("string", what))
-
-    def flag(self) -> bool:
-        return self._next("flag", "the '<exists>' flag") == "<exists>"
-
-
-def _as_number(token: str) -> float | None:
-    try:
-        return float(token)
-    except ValueError:
-        return None
 
 
 # ----------------------------------------------------------------------------------------------
