@@ -3,11 +3,15 @@
 #   results/{corpus}_summary.md, .csv                  one row per model: WA, UA, std; the papers' figures beside
 #   results/{corpus}_dimensions.csv                     one row per dimensional run (model@task) and dimension: CCC, r, MSE
 #   results/{corpus}_significance.json                 t-tests of each model against its family's reference models
+#   results/{corpus}_comparison.md, .csv, .json          every categorical model on the same test utterances, paired
+#                                                       tests against the best (docs/comparison.md)
 #   results/report/{corpus}/summary.html                the same table and WA / UA per fold (shown in the report)
+#   results/report/{corpus}/comparison.html             the comparison's tables (shown in the report)
 #   results/report/{corpus}/folds.csv                   WA / UA / macro-F1 per model and fold
 #   results/report/{corpus}/frontend.json               manifest counts, ASR WER, alignment failures, feature stores
 #   results/report/{corpus}/runtime.tsv                 wall time and peak memory per rule (benchmark: files)
-#   results/report/{corpus}/plots/*.png                 scores, folds, dimensions, confusion_{model}, scatter_{model@task},
+#   results/report/{corpus}/plots/*.png                 scores, folds, dimensions, comparison, confusion_{model},
+#                                                       scatter_{model@task},
 #                                                       curves_{run}, asr_wer, alignment, runtime,
 #                                                       tsne_{run} (models with representations: MultiModal-ER)
 #   results/report/{corpus}/dvc/{run}_history.tsv       mean training curves per epoch  } drawn by `dvc plots`
@@ -22,6 +26,8 @@ REPORT = "results/report/{corpus}"
 PAPER_FIGURES = str(Path(workflow.basedir) / "serflow" / "report" / "paper_figures.yaml")  # also from --directory elsewhere
 # The test behind the summary's * and † (docs/results.md, "Significance"): "student" (the CNN14 paper's) or "welch".
 SIGNIFICANCE = {"test": "student", "alpha": 0.05}
+# The comparison's paired t-tests against the best model (docs/comparison.md): alpha, and "holm" or "none".
+COMPARISON = {"alpha": 0.05, "correction": "holm"}
 
 
 def corpus_runs(corpus):
@@ -36,11 +42,16 @@ def corpus_report_targets(corpus):
         return []
     folder = REPORT.format(corpus=corpus)
     figures = ("scores", "folds", "dimensions", "asr_wer", "alignment", "runtime")
+    # the comparison of the categorical runs (rule comparison), where there are any
+    compared = any("@" not in run for run in runs)
+    comparison = [f"results/{corpus}_comparison.{ext}" for ext in ("md", "csv", "json")]
+    comparison += [f"{folder}/comparison.html", f"{folder}/plots/comparison.png"]
     return [
         f"results/{corpus}_summary.md",
         f"results/{corpus}_summary.csv",
         f"results/{corpus}_dimensions.csv",
         f"results/{corpus}_significance.json",
+        *(comparison if compared else []),
         f"{folder}/summary.html",
         f"{folder}/folds.csv",
         f"{folder}/frontend.json",
@@ -109,6 +120,26 @@ def report_model_inputs(wildcards):
         "results": f"results/{wildcards.corpus}_{wildcards.model}.json",
         "histories": [f"{prefix}{k}/history.tsv" for k in folds],
         "predictions": [f"{prefix}{k}/predictions.parquet" for k in folds],
+    }
+
+
+def comparison_inputs(wildcards):
+    """The corpus's categorical results (the dimensional runs have the summary's table) and, from every fold of
+    each, the test predictions it is scored from and the run.json its training time comes from; the ASR's WER."""
+    from serflow.train.tasks import split_protocol
+
+    corpus = wildcards.corpus
+    runs = [run for run in corpus_runs(corpus) if "@" not in run]
+    folders = []
+    for run in runs:
+        protocol = run_protocol(corpus, run)
+        folders += [f"models/{corpus}/{split_protocol(run)[0]}/{protocol}/fold{k}" for k in fold_numbers(corpus, protocol)]
+    return {
+        "results": [f"results/{corpus}_{run}.json" for run in runs],
+        "predictions": [f"{folder}/predictions.parquet" for folder in folders],
+        "runs": [f"{folder}/run.json" for folder in folders],
+        "wer": configured_asr(corpus).removesuffix(".parquet") + ".wer.json",
+        "figures": PAPER_FIGURES,
     }
 
 
@@ -319,6 +350,42 @@ rule report_scores:
         "../envs/report.yaml"
     script:
         "../workflow_scripts/report_scores.py"
+
+
+rule comparison:
+    input:
+        unpack(comparison_inputs),
+    output:
+        markdown="results/{corpus}_comparison.md",
+        csv="results/{corpus}_comparison.csv",
+        json="results/{corpus}_comparison.json",
+        html=report(
+            f"{REPORT}/comparison.html",
+            caption="../report/comparison.rst",
+            category="1. Scores",
+            labels={"corpus": "{corpus}", "figure": "table: every model on the same test utterances"},
+        ),
+        plot=report(
+            f"{REPORT}/plots/comparison.png",
+            caption="../report/comparison_plot.rst",
+            category="1. Scores",
+            labels={"corpus": "{corpus}", "figure": "UA leaderboard on the common test set"},
+        ),
+    params:
+        code=code_of("report_comparison.py"),  # a change to the code it runs reruns it
+        asr_name=lambda wc: asr_label(wc.corpus),
+        settings=COMPARISON,
+    log:
+        "logs/{corpus}/report/comparison.log",
+    benchmark:
+        "logs/{corpus}/report/comparison.benchmark.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report_comparison.py"
 
 
 rule report_runtime:

@@ -183,7 +183,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from serflow.models import get_spec
     from serflow.train.checks import corpus_settings
     from serflow.train.config import family_section, reduced_settings
-    from serflow.train.run import FoldJob, FoldOutputs, train_fold
+    from serflow.train.run import FoldJob, FoldOutputs, fold_settings, train_fold
     from serflow.train.tasks import split_run
 
     config = yaml.safe_load(args.config.read_text(encoding="utf-8"))
@@ -212,6 +212,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         scale=tuple(scale) if scale else None,
         text_source=corpus_text_source(config, args.corpus),
         label_merge=corpus.get("merge", {}),
+        fold_settings=fold_settings(config.get("folds"), args.protocol or settings.protocol),
     )
     record = train_fold(job, FoldOutputs.under(args.out))
     keys = ("ua", "wa") if "ua" in record else ("ccc",)
@@ -242,6 +243,38 @@ def _cmd_results(args: argparse.Namespace) -> int:
         print("serflow: no result files (results/*.json); run the workflow first", file=sys.stderr)
         return 1
     print(results_table(load_results(paths), markdown=args.markdown), end="")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from serflow.report.comparison import asr_wer, compare, leaderboard_rows, load_entries, write_comparison
+    from serflow.report.figures import load_paper_figures
+    from serflow.report.plots import plot_leaderboard
+
+    checkout = args.results[0].resolve().parent.parent  # results/, models/ and data/ are siblings in a checkout
+    entries, skipped = load_entries(args.results, args.models or checkout / "models")
+    if not entries:
+        print("serflow: error: no categorical result among the files", file=sys.stderr)
+        return 2
+    corpus = entries[0].result["corpus"]
+    wer_file = args.wer
+    if wer_file is None:  # the corpus's Whisper's WER beside the results, if there is exactly one
+        found = sorted((checkout / "data" / corpus / "asr").glob("*.wer.json"))
+        wer_file = found[0] if len(found) == 1 else None
+    wer = None
+    if wer_file is not None:
+        wer = asr_wer(json.loads(wer_file.read_text(encoding="utf-8")), wer_file.name.removesuffix(".wer.json"))
+    report = compare(entries, load_paper_figures(), wer, args.alpha, args.correction, skipped)
+    prefix = args.out or args.results[0].resolve().parent / f"{corpus}_comparison"
+    paths = [Path(f"{prefix}.{ext}") for ext in ("md", "csv", "json", "png")]
+    write_comparison(report, *paths[:3])
+    plot_leaderboard(
+        leaderboard_rows(report), paths[3], f"{corpus}: UA on the common test set", len(entries[0].result["labels"])
+    )
+    print(paths[0].read_text(encoding="utf-8"), end="")
+    print("written: " + ", ".join(str(p) for p in paths))
     return 0
 
 
@@ -459,6 +492,29 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("files", nargs="*", type=Path, help="result files (default: results/*.json)")
     results.add_argument("--markdown", action="store_true", help="a Markdown table")
     results.set_defaults(func=_cmd_results)
+
+    compare = commands.add_parser(
+        "compare",
+        help="every model on the same test utterances, with paired tests (results/{corpus}_comparison.*)",
+        description="Score every categorical model of RESULTS_JSON again on the test utterances that all models of "
+        "its protocol scored (from the folds' predictions.parquet), with WA / UA / macro-F1, their std over folds and "
+        "seeds, own-n scores, dropped counts, parameters, training time and the paper's figure; a paired t-test over "
+        "matched (fold, seed) scores says which models the best cannot be told apart from. Writes PREFIX.md, .csv, "
+        ".json and .png (docs/comparison.md).",
+    )
+    compare.add_argument("results", nargs="+", type=Path, metavar="RESULTS_JSON", help="results/{corpus}_{run}.json")
+    compare.add_argument(
+        "--out", type=Path, metavar="PREFIX", help="output prefix (default: <results folder>/{corpus}_comparison)"
+    )
+    compare.add_argument("--models", type=Path, help="the models/ folder of the folds (default: beside results/)")
+    compare.add_argument(
+        "--wer", type=Path, help="the ASR's .wer.json (default: data/{corpus}/asr/*.wer.json beside results/ if one)"
+    )
+    compare.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    compare.add_argument(
+        "--correction", choices=["holm", "none"], default="holm", help="over the best model's comparisons (holm)"
+    )
+    compare.set_defaults(func=_cmd_compare)
 
     models = commands.add_parser("models", help="list the registered models, or describe one without any data")
     model_steps = models.add_subparsers(dest="step", required=True, metavar="STEP")

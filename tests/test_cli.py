@@ -23,6 +23,7 @@ SUBCOMMANDS = [
     ["train"],
     ["evaluate"],
     ["results"],
+    ["compare"],
     ["models"],
     ["models", "list"],
     ["models", "describe"],

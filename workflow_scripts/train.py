@@ -4,7 +4,7 @@ from pathlib import Path
 
 from serflow.logs import log_to_file
 from serflow.train.config import TrainSettings
-from serflow.train.run import FoldJob, FoldOutputs, train_fold
+from serflow.train.run import FoldJob, FoldOutputs, fold_settings, train_fold
 
 log_to_file(snakemake.log[0])
 p, wc, out = snakemake.params, snakemake.wildcards, snakemake.output
@@ -29,6 +29,8 @@ job = FoldJob(
     scale=tuple(p.scale) if p.scale else None,
     text_source=p.text_source,
     label_merge=p.merge,
+    # recorded, not a rerun trigger: the folds file they drew is one of the job's inputs (and hashed in its identity)
+    fold_settings=fold_settings(snakemake.config.get("folds"), wc.protocol),
 )
 outputs = FoldOutputs(
     metrics=Path(out.metrics),

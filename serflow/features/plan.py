@@ -54,6 +54,7 @@ def _extractor_defaults(feature: str) -> dict[str, Any]:
 # hold: at that value a parameter is left out of the store's parameters (so of its version), so adding it did not
 # rename the stores written before; any other value is hashed as usual (another version).
 NEUTRAL_PARAMS: dict[str, dict[str, Any]] = {"mfcc120": {"trim_db": None}}
+WORD_IDS_DEFAULTS: dict[str, Any] = {"normalise": "lower"}  # left out of the default store's params (its version)
 
 
 def extractor_params(feature: str, configured: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -66,6 +67,29 @@ def extractor_params(feature: str, configured: Mapping[str, Any] | None) -> dict
         if name in params and params[name] == neutral:
             del params[name]
     return params
+
+
+def effective_params(feature: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Every parameter a store was computed with, from the ``params`` its manifest records (as hashed into its
+    version), with what the planner leaves out filled back in: an acoustic store's later-added parameters at their
+    neutral value (:data:`NEUTRAL_PARAMS`, e.g. mfcc120's ``trim_db: null``, the value stores written before the
+    parameter existed were computed with), then the schema's defaults for any other missing parameter (the planner
+    records them all today); ``word_ids``'s default ``normalise: lower``. Other stores record every parameter;
+    an unknown store name gets its ``params`` as given.
+
+    Computed here, outside the code that writes a store (:func:`store_code`), so that recording it renames no store:
+    results record it for every store they read (``features.<store>.effective_params``, docs/results.md)."""
+    recorded = dict(params or {})
+    try:
+        kind = kind_of(feature)
+    except ValueError:
+        return recorded
+    if kind == "acoustic":
+        filled = {**_extractor_defaults(feature), **NEUTRAL_PARAMS.get(feature, {}), **recorded}
+        return dict(sorted(filled.items()))
+    if kind == WORD_IDS:
+        return {**WORD_IDS_DEFAULTS, **recorded}
+    return recorded
 
 
 def store_code(feature: str) -> dict[str, Any]:
@@ -161,10 +185,10 @@ def word_ids_params(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     unknown = sorted(set(values) - {"normalise"})
     if unknown:
         raise ValueError(f"store 'word_ids' has no parameter {unknown}; it has: normalise")
-    normalise = values.get("normalise", "lower")
+    normalise = values.get("normalise", WORD_IDS_DEFAULTS["normalise"])
     if normalise not in ("lower", "letters"):
         raise ValueError(f"word_ids normalise must be lower or letters, got {normalise!r}")
-    return {} if normalise == "lower" else {"normalise": normalise}
+    return {} if normalise == WORD_IDS_DEFAULTS["normalise"] else {"normalise": normalise}
 
 
 def _glove_source(path: str | None) -> str:

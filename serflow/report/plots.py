@@ -366,3 +366,70 @@ def _duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+# --------------------------------------------------------------------------------- the comparison
+
+
+def plot_leaderboard(
+    rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], title: str, n_classes: int
+) -> None:
+    """UA on each protocol's common test set, one bar per model (best first), whiskers ± std over folds, coloured by
+    family; above the bars, ★ the best, ≈ not distinguishable from it, ? no test. One panel per protocol.
+
+    ``rows``: :func:`serflow.report.comparison.leaderboard_rows`."""
+    rows = [r for r in rows if r.get("ua") is not None]
+    if not rows:
+        _no_data(path, title, "no categorical results")
+        return
+    protocols = list(dict.fromkeys(r["protocol"] for r in rows))
+    families = sorted({str(r["family"]) for r in rows})
+    colors = {f: FOLD_COLORS[k % len(FOLD_COLORS)] for k, f in enumerate(families)}
+    sizes = [sum(r["protocol"] == p for r in rows) for p in protocols]
+    fig, axes = _figure(
+        1, len(protocols), figsize=(max(6.0, 0.55 * sum(sizes) + 2.5 * len(protocols)), 4.8), squeeze=False,
+        width_ratios=[max(n, 2) for n in sizes],
+    )  # fmt: skip
+    marks = {"best": "★", "not distinguishable": "≈", "no test": "?"}
+    for ax, protocol in zip(axes[0], protocols, strict=True):
+        mine = [r for r in rows if r["protocol"] == protocol]
+        x = np.arange(len(mine))
+        ua = np.array([r["ua"] for r in mine], dtype=float)
+        std = np.array([r["ua_fold_std"] or 0.0 for r in mine], dtype=float)
+        same = [r["vs_best"] in ("best", "not distinguishable") for r in mine]
+        ax.bar(
+            x,
+            ua,
+            0.75,
+            yerr=std,
+            capsize=3,
+            color=[colors[str(r["family"])] for r in mine],
+            edgecolor=["black" if s else "none" for s in same],  # no alpha: it would make "none" edges black
+            linewidth=1.6,
+        )
+        for i, r in enumerate(mine):
+            ax.annotate(
+                marks.get(r["vs_best"], ""), (x[i], min(ua[i] + std[i], 0.95) + 0.015), ha="center", fontsize=11
+            )
+            ax.annotate(f"{ua[i]:.2f}", (x[i], 0.02), ha="center", va="bottom", fontsize=7, color="white")
+        ax.axhline(1 / n_classes, color="0.4", linestyle=":", linewidth=1)
+        labels = [_bar_label(r) for r in mine]
+        ax.set_xticks(x, labels, rotation=35, ha="right", fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"{protocol}: n = {mine[0]['common_n']} common utterances", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("UA on the common test set (± std over folds)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[f]) for f in families]
+    handles += [plt.Line2D([], [], color="0.4", linestyle=":")]
+    names = [*families, f"chance ({1 / n_classes:.2f})"]
+    fig.legend(handles, names, fontsize=8, loc="outside lower center", ncols=min(len(names), 7), frameon=False)
+    fig.suptitle(title + "\n★ best, ≈ not distinguishable from it (outlined), ? no test", fontsize=10)
+    _save(fig, path)
+
+
+def _bar_label(row: Mapping[str, Any]) -> str:
+    """The model's name, with the transcripts it read (gold / asr) when it reads any."""
+    label = str(row.get("label") or row["model"])
+    if row.get("reads_text") and f"({row['text_source']})" not in label:
+        label += f" ({row['text_source']})"
+    return label

@@ -302,3 +302,90 @@ def significance_report(
         "marks": {str(k): mark for k, mark in enumerate(MARKS, start=1)},
         "tests": list(tests),
     }
+
+
+# --------------------------------------------------------------------------------- paired tests (the comparison)
+
+PAIRED_TESTS = {
+    "paired_t": "two-sided paired t-test over matched (fold, seed) scores",
+}
+WILCOXON_MIN_PAIRS = 6  # fewer pairs: the two-sided exact Wilcoxon p can never fall below 0.05 (2 / 2**5 = 0.0625)
+
+
+def paired_test(
+    model: Sequence[float], reference: Sequence[float], alpha: float = ALPHA, wilcoxon: bool = True
+) -> dict[str, Any]:
+    """A two-sided paired t-test of ``model`` against ``reference``, paired by position, with the Wilcoxon
+    signed-rank test beside it where there are :data:`WILCOXON_MIN_PAIRS` pairs or more (and ``wilcoxon``).
+
+    The t-test decides ``significant`` (p < alpha); the Wilcoxon test is reported only, because with the few folds
+    of a cross-validation it often cannot reach alpha at all. The undefined cases follow :func:`t_test`: fewer than
+    2 pairs gives no p and a ``reason``; differences that are all the same constant give ``t = 0``, ``p = 1`` (all
+    zero) or ``t = None``, ``p = 0`` (a constant non-zero difference: t is infinite), with a ``note``.
+    """
+    a, b = np.asarray(model, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired scores must be two 1-D sequences of one length, got {a.shape} and {b.shape}")
+    d = a - b
+    out: dict[str, Any] = {
+        "n": int(d.size),
+        "mean_model": float(a.mean()) if d.size else None,
+        "mean_reference": float(b.mean()) if d.size else None,
+        "mean_difference": float(d.mean()) if d.size else None,
+        "sd_difference": float(d.std(ddof=1)) if d.size > 1 else None,
+        "t": None,
+        "df": None,
+        "p": None,
+        "significant": None,
+        "direction": None,
+        "wilcoxon_w": None,
+        "wilcoxon_p": None,
+        "wilcoxon_reason": None,
+        "reason": None,
+        "note": None,
+    }
+    if d.size:
+        mean = out["mean_difference"]
+        out["direction"] = "higher" if mean > 0 else "lower" if mean < 0 else "equal"
+    if d.size < 2:
+        out["reason"] = f"fewer than 2 pairs (n = {d.size}): the paired t-test is not defined"
+        out["wilcoxon_reason"] = out["reason"]
+        return out
+    out["df"] = float(d.size - 1)
+    if np.all(d == d[0]):
+        if d[0] == 0:
+            out.update(t=0.0, p=1.0, significant=False, note="the same score in every pair")
+        else:
+            out.update(p=0.0, significant=True, note="the same non-zero difference in every pair: t is infinite")
+        out["wilcoxon_reason"] = "every difference the same: no ranks to test"
+        return out
+    from scipy import stats  # here, so that importing this module needs no scipy
+
+    result = stats.ttest_rel(a, b)
+    out.update(t=float(result.statistic), p=float(result.pvalue))
+    out["significant"] = bool(out["p"] < alpha)
+    if not wilcoxon:
+        out["wilcoxon_reason"] = "not asked for"
+    elif d.size < WILCOXON_MIN_PAIRS:
+        out["wilcoxon_reason"] = f"fewer than {WILCOXON_MIN_PAIRS} pairs: its p cannot fall below 0.05"
+    elif np.count_nonzero(d) < WILCOXON_MIN_PAIRS:
+        out["wilcoxon_reason"] = f"fewer than {WILCOXON_MIN_PAIRS} non-zero differences"
+    else:
+        w = stats.wilcoxon(a, b)
+        out.update(wilcoxon_w=float(w.statistic), wilcoxon_p=float(w.pvalue))
+    return out
+
+
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of a family of p-values (``None``: no test, left out of the family and kept).
+
+    The adjusted p of the k-th smallest of m p-values is ``max_{j <= k} min(1, (m - j + 1) p_(j))``; comparing it
+    with alpha keeps the chance of any false "different" in the family at most alpha, whatever their dependence.
+    """
+    tested = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
+    adjusted: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - rank) * p))
+        adjusted[i] = running
+    return adjusted

@@ -19,23 +19,12 @@ import pandas as pd
 
 from serflow.io import quarantine
 from serflow.report.figures import paper_entry
-from serflow.shards.version import hash_file
+from serflow.train.integrity import fold_damage
 from serflow.train.leakage import leakage_total
 from serflow.train.metrics import classification_metrics, mean_std
 from serflow.train.tasks import Task, regression_metrics, score_keys, summary_scores
 
 RESULTS_FORMAT = "serflow-results/1"
-
-
-def fold_damage(fold_dir: str | os.PathLike[str], record: Mapping[str, Any]) -> list[Path]:
-    """The fold's outputs that are missing or differ from the sha256 its job recorded in ``metrics.json``."""
-    fold_dir = Path(fold_dir)
-    damaged = []
-    for name, sha in record.get("files", {}).items():
-        path = fold_dir / name
-        if not path.is_file() or hash_file(path) != sha:
-            damaged.append(path)
-    return damaged
 
 
 def check_fold(metrics_path: str | os.PathLike[str], record: Mapping[str, Any]) -> None:
@@ -111,7 +100,9 @@ def evaluate_model(
     else:  # every test prediction of all folds together, per seed, then the mean over seeds
         predictions = [pd.read_parquet(Path(path).with_name("predictions.parquet")) for path, _ in records]
         results["pooled"] = _pooled_regression(pd.concat(predictions, ignore_index=True), task, seeds)
-    results["features"] = {name: {k: v for k, v in f.items() if k != "path"} for name, f in first["features"].items()}
+    results["features"] = {name: _store_summary(name, f) for name, f in first["features"].items()}
+    # what the folds were drawn from: the manifest and the folds file (sha256, label merge, seed, validation share)
+    results["inputs"] = first.get("inputs")
     # random_split is not speaker-independent (the same speakers in train and test); the leakage check of every fold
     results["speaker_independent"] = first.get("speaker_independent")
     results["leakage"] = leakage_total(folds)
@@ -180,10 +171,10 @@ def _read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
 def _check_consistent(folds: list[dict[str, Any]]) -> dict[str, Any]:
     """All folds must come from one model, protocol, label set, seed list and feature versions."""
     first = folds[0]
-    keys = ("corpus", "model", "protocol", "labels", "text_source", "features", "hparams", "optim", "train")
+    keys = ("corpus", "model", "protocol", "labels", "text_source", "features", "hparams", "optim", "train", "inputs")
     for f in folds[1:]:
         for key in keys:
-            if f[key] != first[key]:
+            if f.get(key) != first.get(key):
                 raise ValueError(f"fold {f['fold']} differs from fold {first['fold']} in {key!r}: cannot aggregate")
         if [s["seed"] for s in f["seeds"]] != [s["seed"] for s in first["seeds"]]:
             raise ValueError(f"fold {f['fold']} was trained with other seeds than fold {first['fold']}")
@@ -191,6 +182,16 @@ def _check_consistent(folds: list[dict[str, Any]]) -> dict[str, Any]:
     if len(set(numbers)) != len(numbers):
         raise ValueError(f"fold numbers repeat: {numbers}")
     return first
+
+
+def _store_summary(name: str, store: Mapping[str, Any]) -> dict[str, Any]:
+    """A store a model read, as its folds recorded it (less its folder), with ``effective_params``: every parameter
+    it was computed with, including those its ``params`` (as hashed into its version) leave out."""
+    from serflow.features.plan import effective_params
+
+    summary = {k: v for k, v in store.items() if k != "path"}
+    summary["effective_params"] = effective_params(name, store.get("params"))
+    return summary
 
 
 def _seed_summary(folds: list[dict[str, Any]], index: int, seed: int, task: Task) -> dict[str, Any]:

@@ -47,6 +47,8 @@ def fuse_fold(
                 raise ValueError(f"late fusion: {name} differs from the other model in {key!r}: cannot average")
         if [s["seed"] for s in record["seeds"]] != [s["seed"] for s in first["seeds"]]:
             raise ValueError(f"late fusion: {name} was run with other seeds than the other model")
+        if _input_hashes(record) != _input_hashes(first):
+            raise ValueError(f"late fusion: {name} was trained on another manifest or folds file than the other model")
     tables = {name: pd.read_parquet(folder / "predictions.parquet") for name, folder in components.items()}
     fused, dropped = _average(tables, task)
     seeds = []
@@ -76,6 +78,7 @@ def fuse_fold(
         "fixed": {},
         "optim": {},
         "train": first["train"],
+        "inputs": first.get("inputs"),  # the manifest and folds file every component was trained on (checked above)
         "code": dict(code or {}),
         "warnings": [],
     }
@@ -92,6 +95,11 @@ def fuse_fold(
     write_json(record, out.metrics)
     write_json({"elapsed_s": time.perf_counter() - started, "runtime": {"device": "none"}, "pid": os.getpid()}, out.run)
     return record
+
+
+def _input_hashes(record: Mapping[str, Any]) -> dict[str, str | None]:
+    inputs = record.get("inputs") or {}
+    return {name: (inputs.get(name) or {}).get("sha256") for name in ("manifest", "folds")}
 
 
 def _average(tables: Mapping[str, pd.DataFrame], task: Task) -> tuple[pd.DataFrame, list[str]]:

@@ -8,6 +8,19 @@ A class with no utterance in the truth has no recall. Averaging a recall of 0 fo
 model for the data, and averaging nothing would hide it; so UA and macro-F1 are taken over the present
 classes, the class's recall is ``None``, and the absence is returned as a warning that the results
 file keeps. Numpy only: used by the training loop, the fold job and the aggregation alike.
+
+In scikit-learn's terms (``tests/test_metrics_sklearn.py`` holds every line to it, with ``labels`` the class
+indices ``0..n-1`` and ``present`` those in ``y_true``):
+
+- confusion = ``confusion_matrix(y_true, y_pred, labels=labels)``; WA = ``accuracy_score(y_true, y_pred)``.
+- UA = ``balanced_accuracy_score(y_true, y_pred)`` = ``recall_score(..., labels=present, average="macro")``. It
+  differs from ``recall_score(..., labels=labels, average="macro", zero_division=0)`` only when a class is absent
+  from ``y_true``: scikit-learn then averages in a recall of 0 for it, we leave it out (see above).
+- macro-F1 = ``f1_score(..., labels=present, average="macro", zero_division=0)``: a class never predicted has
+  F1 0 (as in scikit-learn); a class absent from ``y_true`` is left out (``labels=labels`` would average in its 0).
+- per-class recall and F1 = ``recall_score`` / ``f1_score(..., labels=labels, average=None, zero_division=0)``
+  for the present classes (``None`` for the absent ones); their ``support``-weighted mean is
+  ``f1_score(..., average="weighted")``.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ from serflow.train.config import (
     fold_code,
     model_hparams,
 )
-from serflow.train.evaluate import fold_damage
+from serflow.train.integrity import fold_damage
 from serflow.train.leakage import split_leakage
 from serflow.train.metrics import absent_class_warning, mean_std
 from serflow.train.tasks import Task, dimensional_targets, make_task, score_keys, split_run, summary_scores
@@ -104,6 +104,8 @@ class FoldJob:
 
     text_source: str = "gold"
     label_merge: Mapping[str, str] = field(default_factory=dict)
+    # how the folds file drew this protocol's splits (config folds: seed, validation share): :func:`fold_settings`
+    fold_settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 # --- one fold -------------------------------------------------------------------------------------------
@@ -143,6 +145,7 @@ def job_identity(job: FoldJob, spec: ModelSpec) -> str:
         "family_config": dict(job.family_config),
         "text_source": job.text_source,
         "label_merge": dict(job.label_merge),
+        "fold_settings": dict(job.fold_settings),
         "stores": {name: str(Path(path).name) for name, path in sorted(job.stores.items())},
         "manifest": hash_file(job.manifest),
         "folds": hash_file(job.folds),
@@ -240,7 +243,9 @@ def _train_fold(
         "speaker_independent": SPEAKER_INDEPENDENT.get(job.protocol),
         "job": identity,
         "code": {"serflow": code["serflow"], "code_hash": code["code_hash"]},
+        "inputs": fold_inputs(job),
     }
+    warnings += label_warnings(job, context["inputs"]["manifest"])
     record = _fold_record(job, data, [s["record"] for s in seeds], context, warnings)
     _write_fold_outputs(out, record, seeds, task, data.splits["test"])
     elapsed = time.perf_counter() - started
@@ -296,6 +301,73 @@ def _audio_paths(manifest: Path) -> dict[str, str]:
 def _labels_by_utt(manifest: Path) -> dict[str, str | None]:
     table = pd.read_parquet(manifest, columns=["utt_id", "label"])
     return {u: (None if pd.isna(lab) else str(lab)) for u, lab in zip(table["utt_id"], table["label"], strict=True)}
+
+
+# --- what the fold was drawn from (recorded as ``inputs``, docs/results.md) -----------------------------------
+
+VALIDATION_SPLITS = {  # how the folds file drew each protocol's validation split
+    "loso_session": "stratified",  # a seeded, class-stratified share of the training sessions
+    "loso_speaker": "partner_or_stratified",  # the test speaker's session partner (two in the session), else as above
+    "random_split": "random_split",  # one seeded per-class shuffle cut into train / valid / test shares
+}
+
+
+def fold_settings(folds_config: Mapping[str, Any] | None, protocol: str) -> dict[str, Any]:
+    """The settings the folds file drew ``protocol``'s splits with (the config's ``folds`` section, as the ``folds``
+    rule passes it): the seed, the validation share and how the validation split is made. ``FoldJob.fold_settings``.
+    """
+    from serflow.corpora.settings import random_split_settings
+
+    config = dict(folds_config or {})
+    split = VALIDATION_SPLITS.get(protocol)
+    if protocol == "random_split":
+        shares = random_split_settings(config)
+        return {
+            "seed": shares["seed"],
+            "train_fraction": shares["train"],
+            "validation_fraction": shares["valid"],
+            "validation_split": split,
+        }
+    return {
+        "seed": config.get("seed"),
+        "validation_fraction": config.get("validation_fraction"),
+        "validation_split": split,
+    }
+
+
+def manifest_labels(manifest: Path) -> dict[str, Any]:
+    """The classes and the raw-label merge the manifest was built with (its Parquet metadata, written by
+    :func:`serflow.corpora.manifest.to_table`); ``None`` each for a manifest that records none (made by hand)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(manifest).metadata or {}
+    return {key: _json_meta(meta.get(f"serflow.{key}".encode())) for key in ("labels", "merge")}
+
+
+def _json_meta(value: bytes | None) -> Any:
+    return None if value is None else json.loads(value.decode("utf-8"))
+
+
+def fold_inputs(job: FoldJob) -> dict[str, Any]:
+    """The fold's ``inputs``: the manifest and the folds file (path and sha256; the manifest's label merge, the folds'
+    seed and validation share). A family's ``train.validation_fraction`` redraws the validation split in the fold job
+    (:func:`serflow.train.data.redraw_validation`): that share is then the one recorded."""
+    folds = {"path": str(job.folds), "sha256": hash_file(job.folds), **dict(job.fold_settings)}
+    if job.train.validation_fraction is not None:
+        folds.update(validation_fraction=job.train.validation_fraction, validation_split="redrawn")
+    manifest = {"path": str(job.manifest), "sha256": hash_file(job.manifest), **manifest_labels(job.manifest)}
+    return {"manifest": manifest, "folds": folds}
+
+
+def label_warnings(job: FoldJob, manifest: Mapping[str, Any]) -> list[str]:
+    """A warning when the manifest's recorded classes or merge differ from the job's: its labels are the manifest's."""
+    configured = {"labels": list(job.classes), "merge": dict(job.label_merge)}
+    return [
+        f"the manifest's label {key} {manifest[key]} differs from the configured {configured[key]}: the labels "
+        f"trained and scored are the manifest's (rebuild it)"
+        for key in ("labels", "merge")
+        if manifest.get(key) is not None and manifest[key] != configured[key]
+    ]
 
 
 def _run_seed(
