@@ -110,7 +110,7 @@ def test_real_corpus_through_the_workflow(tmp_path: Path) -> None:
     assert len(pd.read_parquet(tmp_path / "data/iemocap/manifest.parquet")) == 11
 
 
-@pytest.mark.parametrize("model", ["gban", "gban_speech", "gban_text", "mfcnn14", "cnn14@vad", "lf"])
+@pytest.mark.parametrize("model", ["gban", "gban_speech", "gban_text", "mfcnn14", "cnn14@vad", "lf", "wavfusion"])
 def test_a_model_plans_on_an_iemocap_tree(tmp_path: Path, model: str) -> None:
     """`snakemake -n results/iemocap_<model>.json` plans for a configured copy (up to the fold index: the folds
     are known once it has run), and the stores the model reads plan from the manifest through the alignment."""
@@ -134,3 +134,6 @@ def test_a_model_plans_on_an_iemocap_tree(tmp_path: Path, model: str) -> None:
     assert ("rule align:" in planned.stdout) == reads_words  # text stores (and spans) read the alignment's words
     for store in spec.features:
         assert f"features/iemocap/{store}/" in planned.stdout, store
+    if spec.family == "wavfusion":  # the checkpoints a user with the hub gets: named in the config it planned with
+        assert settings["models"]["wavfusion"]["model"] == "facebook/wav2vec2-base"
+        assert settings["features"]["roberta"]["model"] == "roberta-base"

@@ -301,6 +301,11 @@ class Cnn14(SerModel):
             out["bert_utt"] = text
         return out, counts
 
+    def sample_length(self, sample: dict[str, np.ndarray]) -> int:
+        """The padded cost of a prepared utterance in a batch, its frames (``train.max_batch_length``: batches of
+        similar lengths, at most that many padded frames)."""
+        return len(sample["logmel64"])
+
     def collate(self, samples: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
         """``mel [B, T, F]`` zero-padded to a multiple of 32 frames, ``n_frames [B]``, ``text [B, E]`` if used."""
         lengths = [len(s["logmel64"]) for s in samples]

@@ -15,6 +15,7 @@ from typing import Any
 from serflow.train.config import TrainSettings, check_hparams, family_settings, merge_train_config, model_hparams
 
 PLACEHOLDER_DIM = 8  # feature dims at parse time, before the stores exist
+FIXED_DIMS = {"waveform": 1}  # stores whose width is known before they exist (the signal itself: one channel)
 
 
 def corpus_settings(config: Mapping[str, Any], corpus: str, model: str | None = None) -> TrainSettings:
@@ -80,7 +81,7 @@ def dry_build(spec: Any, n_classes: int, section: Mapping[str, Any] | None) -> N
     try:
         configured, _ = family_settings(section)
         check_hparams(spec.name, spec.builder(), configured)
-        hparams, _ = model_hparams(configured, dict.fromkeys(spec.features, PLACEHOLDER_DIM))
+        hparams, _ = model_hparams(configured, {f: FIXED_DIMS.get(f, PLACEHOLDER_DIM) for f in spec.features})
         with torch.device("meta"):
             spec.create(n_classes, **hparams)
     except Exception as exc:  # torch raises RuntimeError for e.g. a negative size: one line, not a traceback

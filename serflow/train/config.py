@@ -152,6 +152,9 @@ class TrainSettings:
     # every protocol the model is trained and evaluated under, where set (replaces `protocol`, which becomes its
     # first: the one whose results keep the plain name results/{corpus}_{run}.json; the others' carry ~{protocol})
     protocols: tuple[str, ...] = ()
+    # length bucketing for raw-audio models (a model's sample_length(): WavFusion's waveform samples): at most this
+    # many padded samples per batch, batch_size utterances at most; None = batch_size utterances per batch
+    max_batch_length: int | None = None
 
     def __post_init__(self) -> None:
         if self.protocols:
@@ -174,6 +177,8 @@ class TrainSettings:
             raise ValueError(f"train.selection must be one of {SELECTIONS}, got {self.selection!r}")
         if self.target_scaling not in TARGET_SCALINGS:
             raise ValueError(f"train.target_scaling must be one of {TARGET_SCALINGS}, got {self.target_scaling!r}")
+        if self.max_batch_length is not None and self.max_batch_length < 1:
+            raise ValueError(f"train.max_batch_length must be at least 1 (or null), got {self.max_batch_length}")
         if self.validation_fraction is not None and not 0 < self.validation_fraction < 1:
             raise ValueError(f"train.validation_fraction must be in (0, 1), got {self.validation_fraction}")
 
@@ -205,8 +210,12 @@ class TrainSettings:
 
     def result_params(self) -> dict[str, Any]:
         """The settings that change what training computes: the workflow's rerun trigger, and what the
-        checkpoints and results record."""
-        return {k: v for k, v in self.as_dict().items() if k not in RUN_ONLY_KEYS}
+        checkpoints and results record. A null ``max_batch_length`` (fixed-size batches) is left out, so the
+        results of models trained before the setting existed keep their identity."""
+        params = {k: v for k, v in self.as_dict().items() if k not in RUN_ONLY_KEYS}
+        if params["max_batch_length"] is None:
+            del params["max_batch_length"]
+        return params
 
 
 SECTION_KEYS = ("optim", "train", "stores")  # a family's sub-sections, merged key by key over models.<family>

@@ -8,6 +8,10 @@ score the validation split. The weights of the epoch with the best validation sc
 loss; ties: the other of score and loss, then the earlier epoch) are kept; training stops after ``patience``
 epochs without a better one. The test split is not touched here at all: the caller scores it once, with the
 selected weights, so the test fold can never influence which epoch is kept.
+
+Batches hold ``batch_size`` utterances, or, with ``max_batch_length`` (raw-audio models with a
+``sample_length()``, i.e. WavFusion), at most that many padded samples (:mod:`serflow.train.buckets`: length
+bucketing, seeded by ``(seed, epoch)``), so a batch's memory is bounded whatever the utterances' lengths.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from serflow.train.buckets import inference_batches, length_batches
 from serflow.train.config import OptimSettings, TrainSettings
 from serflow.train.data import Split
 from serflow.train.device import Runtime, seed_everything
@@ -160,6 +165,7 @@ def fit(
     task = as_task(task)
     seed_everything(seed)
     model = make_model().to(runtime.device)
+    check_batching(model, settings)
     optimizer = build_optimizer(model, optim)
     schedule = Schedule(optimizer, optim)
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.uses_scaler)
@@ -173,10 +179,9 @@ def fit(
         False,
     )
     for epoch in _epochs(settings.epochs, progress, desc):
-        loss = _train_epoch(
-            model, train, settings.batch_size, optimizer, schedule, scaler, optim, runtime, order, criterion, scale
-        )
-        outputs = predict(model, valid.samples, settings.batch_size, runtime)
+        batches = training_batches(model, train.samples, settings, order, seed, epoch)
+        loss = _train_epoch(model, train, batches, optimizer, schedule, scaler, optim, runtime, criterion, scale)
+        outputs = predict(model, valid.samples, settings.batch_size, runtime, settings.max_batch_length)
         record = _epoch_record(epoch, loss, outputs, valid.y, task, schedule.lr, scale)
         history.append(record)
         schedule.after_epoch(record.val_loss)
@@ -193,24 +198,81 @@ def fit(
             break
     model.load_state_dict(best_state)
     best = history[selector.best_epoch - 1]
-    valid_metrics = scores(predict(model, valid.samples, settings.batch_size, runtime), valid.y, task, scale)
+    valid_outputs = predict(model, valid.samples, settings.batch_size, runtime, settings.max_batch_length)
+    valid_metrics = scores(valid_outputs, valid.y, task, scale)
     result = FitResult(seed, best.epoch, len(history), stopped, history, valid_metrics, best_state, scale)
     return model, result
 
 
 def predict(
-    model: nn.Module, samples: Sequence[dict[str, np.ndarray]], batch_size: int, runtime: Runtime
+    model: nn.Module,
+    samples: Sequence[dict[str, np.ndarray]],
+    batch_size: int,
+    runtime: Runtime,
+    max_batch_length: int | None = None,
 ) -> np.ndarray:
     """float32 outputs ``[N, n_outputs]`` (class logits, or predicted values) in the order of ``samples`` (eval mode,
-    no gradients)."""
+    no gradients). With ``max_batch_length``: batches of similar lengths (sorted, bounded padded size), the
+    outputs put back in the order of ``samples``."""
     model.eval()
-    out = []
+    if max_batch_length is None:
+        batches = [list(range(i, min(i + batch_size, len(samples)))) for i in range(0, len(samples), batch_size)]
+    else:
+        batches = inference_batches(_lengths(model, samples), max_batch_length, max_size=batch_size).batches
+    out: list[torch.Tensor] = []
     with torch.inference_mode():
-        for start in range(0, len(samples), batch_size):
-            batch = _to_device(model.collate(list(samples[start : start + batch_size])), runtime.device)
+        for idx in batches:
+            batch = _to_device(model.collate([samples[i] for i in idx]), runtime.device)
             with _autocast(runtime):
                 out.append(model(batch).float().cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+    if not out:
+        return np.zeros((0, 0), np.float32)
+    outputs = torch.cat(out).numpy()
+    order = np.concatenate([np.asarray(idx, dtype=np.int64) for idx in batches])
+    restored = np.empty_like(outputs)
+    restored[order] = outputs
+    return restored
+
+
+def check_batching(model: nn.Module, settings: TrainSettings) -> None:
+    """``max_batch_length`` counts a model's own length unit (``sample_length()``): refuse it for a model without."""
+    if settings.max_batch_length is not None and not hasattr(model, "sample_length"):
+        raise ValueError(
+            f"train.max_batch_length is set, but {type(model).__name__} has no sample_length() to measure utterances "
+            "by: set it in the family's train section of a raw-audio model (models.wavfusion.train)"
+        )
+
+
+def training_batches(
+    model: nn.Module,
+    samples: Sequence[dict[str, np.ndarray]],
+    settings: TrainSettings,
+    order: torch.Generator,
+    seed: int,
+    epoch: int,
+) -> list[list[int]]:
+    """One epoch's batches (indices into ``samples``): ``batch_size`` utterances of a shuffled order, or, with
+    ``max_batch_length``, length-bucketed batches of at most that many padded samples (and ``batch_size``
+    utterances), deterministic in ``(seed, epoch)``."""
+    if settings.max_batch_length is None:
+        permutation = torch.randperm(len(samples), generator=order).tolist()
+        return [permutation[i : i + settings.batch_size] for i in range(0, len(permutation), settings.batch_size)]
+    plan = length_batches(
+        _lengths(model, samples), settings.max_batch_length, seed=seed, epoch=epoch, max_size=settings.batch_size
+    )
+    if plan.oversized and epoch == 1:
+        log.warning(
+            "%d training utterance(s) longer than max_batch_length %d alone: each is a batch of one",
+            len(plan.oversized), settings.max_batch_length,
+        )  # fmt: skip
+    return plan.batches
+
+
+def _lengths(model: nn.Module, samples: Sequence[dict[str, np.ndarray]]) -> np.ndarray:
+    measure = getattr(model, "sample_length", None)
+    if measure is None:
+        raise ValueError(f"{type(model).__name__} has no sample_length(): max_batch_length cannot bucket it")
+    return np.fromiter((measure(s) for s in samples), dtype=np.int64, count=len(samples))
 
 
 def as_task(task: Task | Sequence[str]) -> Task:
@@ -277,23 +339,20 @@ def _epochs(epochs: int, progress: bool, desc: str) -> Iterator[int]:
 def _train_epoch(
     model: nn.Module,
     train: Split,
-    batch_size: int,
+    batches: Sequence[list[int]],
     optimizer: torch.optim.Optimizer,
     schedule: Schedule,
     scaler: torch.amp.GradScaler,
     optim: OptimSettings,
     runtime: Runtime,
-    order: torch.Generator,
     criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     scale: TargetScale | None = None,
 ) -> float:
-    """One pass over the shuffled training utterances; returns the mean training loss."""
+    """One pass over the training utterances in ``batches``; returns the mean training loss."""
     model.train()
     y = torch.from_numpy(scale.encode(train.y) if scale else train.y)
-    permutation = torch.randperm(len(train), generator=order).tolist()
     total = 0.0
-    for start in range(0, len(permutation), batch_size):
-        idx = permutation[start : start + batch_size]
+    for idx in batches:
         batch = _to_device(model.collate([train.samples[i] for i in idx]), runtime.device)
         target = y[idx].to(runtime.device)
         optimizer.zero_grad(set_to_none=True)
@@ -307,7 +366,7 @@ def _train_epoch(
         scaler.update()
         schedule.after_step()
         total += float(loss.detach()) * len(idx)
-    return total / len(permutation)
+    return total / sum(len(idx) for idx in batches)
 
 
 def _epoch_record(

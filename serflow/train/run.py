@@ -409,7 +409,7 @@ def _run_seed(
         progress=sys.stderr.isatty() if progress is None else progress,
         desc=f"{job.model} fold {job.fold} seed {seed}",
     )
-    logits = predict(model, splits["test"].samples, job.train.batch_size, runtime)
+    logits = predict(model, splits["test"].samples, job.train.batch_size, runtime, job.train.max_batch_length)
     test = scores(logits, splits["test"].y, task, fitted.target_scale)
     if fitted.target_scale is not None:  # predictions in the corpus's units, as scored
         logits = fitted.target_scale.decode(logits)
