@@ -127,6 +127,7 @@ class OptimSettings:
 
 
 TARGET_SCALINGS = ("standardise", "none")
+FEATURE_SCALINGS = ("none", "global", "speaker")  # frame-level acoustic stores: serflow/train/standardise.py
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,9 @@ class TrainSettings:
     # length bucketing for raw-audio models (a model's sample_length(): WavFusion's waveform samples): at most this
     # many padded samples per batch, batch_size utterances at most; None = batch_size utterances per batch
     max_batch_length: int | None = None
+    # standardise frame-level acoustic stores per dimension: none | global (training split's statistics) | speaker
+    # (each speaker's own; serflow/train/standardise.py says where a test speaker's come from)
+    feature_scaling: str = "none"
 
     def __post_init__(self) -> None:
         if self.protocols:
@@ -177,6 +181,8 @@ class TrainSettings:
             raise ValueError(f"train.selection must be one of {SELECTIONS}, got {self.selection!r}")
         if self.target_scaling not in TARGET_SCALINGS:
             raise ValueError(f"train.target_scaling must be one of {TARGET_SCALINGS}, got {self.target_scaling!r}")
+        if self.feature_scaling not in FEATURE_SCALINGS:
+            raise ValueError(f"train.feature_scaling must be one of {FEATURE_SCALINGS}, got {self.feature_scaling!r}")
         if self.max_batch_length is not None and self.max_batch_length < 1:
             raise ValueError(f"train.max_batch_length must be at least 1 (or null), got {self.max_batch_length}")
         if self.validation_fraction is not None and not 0 < self.validation_fraction < 1:
@@ -210,11 +216,13 @@ class TrainSettings:
 
     def result_params(self) -> dict[str, Any]:
         """The settings that change what training computes: the workflow's rerun trigger, and what the
-        checkpoints and results record. A null ``max_batch_length`` (fixed-size batches) is left out, so the
-        results of models trained before the setting existed keep their identity."""
+        checkpoints and results record. A null ``max_batch_length`` (fixed-size batches) and ``feature_scaling:
+        none`` are left out, so the results of models trained before these settings existed keep their identity."""
         params = {k: v for k, v in self.as_dict().items() if k not in RUN_ONLY_KEYS}
         if params["max_batch_length"] is None:
             del params["max_batch_length"]
+        if params["feature_scaling"] == "none":
+            del params["feature_scaling"]
         return params
 
 

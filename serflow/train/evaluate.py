@@ -108,6 +108,7 @@ def evaluate_model(
     results["leakage"] = leakage_total(folds)
     results["utterances"] = _utterance_summary(folds)
     results["prepare_counts"] = _prepare_counts(folds)
+    results["feature_scaling"] = _feature_scaling(folds)  # train.feature_scaling: per fold, where statistics came from
     for key in ("hparams", "fixed", "optim", "train"):
         results[key] = first[key]
     # the model as built (fold 1; a model with a training-split vocabulary differs by a few rows per fold: see folds)
@@ -220,6 +221,16 @@ def _fold_summary(fold: dict[str, Any], task: Task) -> dict[str, Any]:
         "fold_fit": fold.get("fold_fit", {}),
         "oov": fold.get("oov", {}),
     }
+
+
+def _feature_scaling(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """``train.feature_scaling`` of the folds: ``{"mode": "none"}``, or the mode and each fold's record (a fold
+    written before the setting existed records none)."""
+    records = [f.get("feature_scaling") or {"mode": "none"} for f in folds]
+    mode = records[0]["mode"]
+    if mode == "none":
+        return {"mode": mode}
+    return {"mode": mode, "folds": [{"fold": f["fold"], **r} for f, r in zip(folds, records, strict=True)]}
 
 
 def _utterance_summary(folds: list[dict[str, Any]]) -> dict[str, Any]:

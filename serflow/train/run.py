@@ -185,6 +185,7 @@ def _train_fold(
     if job.train.validation_fraction is not None:  # the family's own validation share (GBAN: 5 %)
         assignment = redraw_validation(assignment, labels_by_utt, job.train.validation_fraction, job.fold)
     leakage = split_leakage(_audio_paths(job.manifest), assignment)  # the same audio in two splits (any protocol)
+    arrays, feature_scaling = _scale_features(job, arrays, assignment)  # before prepare(): once for every seed
     task = job.task_spec()
     targets = None if task.categorical else dimensional_targets(pd.read_parquet(job.manifest), task)
     n_outputs = len(task.outputs)
@@ -238,6 +239,7 @@ def _train_fold(
         "parameters": parameter_summary(model),
         "model_settings": model_settings(model),
         "fold_fit": seeds[0]["fold_fit"],
+        "feature_scaling": feature_scaling,
         "oov": _oov_by_split(model, data),
         "leakage": leakage,
         "speaker_independent": SPEAKER_INDEPENDENT.get(job.protocol),
@@ -296,6 +298,35 @@ def _audio_paths(manifest: Path) -> dict[str, str]:
         return {}
     table = pd.read_parquet(manifest, columns=["utt_id", "audio_path"])
     return dict(zip(table["utt_id"].astype(str), table["audio_path"].astype(str), strict=True))
+
+
+def _scale_features(
+    job: FoldJob, arrays: Mapping[str, Mapping[str, np.ndarray]], assignment: Mapping[str, Sequence[str]]
+) -> tuple[dict[str, Mapping[str, np.ndarray]], dict[str, Any]]:
+    """The stores with ``train.feature_scaling`` applied for this fold, and its record (:mod:`.standardise`)."""
+    from serflow.train.standardise import scale_fold_stores
+
+    mode = job.train.feature_scaling
+    speakers = _speakers_by_utt(job.manifest, assignment) if mode == "speaker" else None
+    return scale_fold_stores(arrays, assignment, mode, speakers)
+
+
+def _speakers_by_utt(manifest: Path, assignment: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """The manifest's speaker of each utterance; every utterance of the fold that the manifest holds must have one."""
+    import pyarrow.parquet as pq
+
+    if "speaker" not in pq.read_schema(manifest).names:
+        raise ValueError(f"train.feature_scaling: speaker needs a 'speaker' column in {manifest}")
+    table = pd.read_parquet(manifest, columns=["utt_id", "speaker"])
+    fold = {u for ids in assignment.values() for u in ids}
+    unknown = sorted(set(table.loc[table["speaker"].isna(), "utt_id"].astype(str)) & fold)
+    if unknown:
+        raise ValueError(
+            f"train.feature_scaling: speaker: {len(unknown)} utterance(s) of the fold have no speaker in {manifest} "
+            f"(e.g. {unknown[0]})"
+        )
+    known = table["speaker"].notna()
+    return dict(zip(table.loc[known, "utt_id"].astype(str), table.loc[known, "speaker"].astype(str), strict=True))
 
 
 def _labels_by_utt(manifest: Path) -> dict[str, str | None]:
