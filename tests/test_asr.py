@@ -183,7 +183,7 @@ class _Scripted(WhisperBackend):
     def library_version(self) -> str:
         return "0"
 
-    def _decode(self, audio: np.ndarray) -> tuple[list[_Segment], str]:
+    def _decode(self, audio: np.ndarray, condition_on_previous_text: bool = True) -> tuple[list[_Segment], str]:
         return self.segments, "en"
 
 

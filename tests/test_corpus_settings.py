@@ -33,7 +33,8 @@ def test_the_tess_demo_is_configured_as_the_report() -> None:
     spec = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["corpora"]["demo_tess"]
     assert spec["format"] == "tess" and tuple(spec["labels"]) == TESS_LABELS and spec["merge"] == {}
     assert synth_settings("demo_tess", spec) == {"layout": "tess", "words": 12, "seed": 0, "nested_copy": True}
-    assert spec["text_source"] == "asr" and spec["asr"] == {"model": "base"}
+    # packing off: its repeated carrier phrase makes base loop in packed windows (README, Whisper ASR)
+    assert spec["text_source"] == "asr" and spec["asr"] == {"model": "base", "packing": {"enabled": False}}
     assert spec["train"] == {"models": ["mmer_speech", "mmer_text", "mmer_fusion"]}  # models.mmer: both protocols
 
 

@@ -3,6 +3,7 @@
 import pandas as pd
 
 from serflow.asr.backends import get_backend
+from serflow.asr.packing import PackingSettings
 from serflow.asr.run import transcribe_manifest
 from serflow.io import write_parquet, write_text
 from serflow.logs import log_to_file
@@ -18,6 +19,7 @@ backend = get_backend(
     beam_size=p.beam_size,
     language=p.language,
 )
-table, failures = transcribe_manifest(pd.read_parquet(snakemake.input.manifest), backend, p.shard, p.shards)
+packing = PackingSettings.from_config(p.packing)
+table, failures = transcribe_manifest(pd.read_parquet(snakemake.input.manifest), backend, p.shard, p.shards, packing)
 write_parquet(table, snakemake.output.asr)
 write_text(failures.to_csv(sep="\t", index=False, lineterminator="\n"), snakemake.output.failures)

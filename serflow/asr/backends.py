@@ -54,7 +54,8 @@ class AsrResult:
     """One transcribed utterance.
 
     ``words``: dicts with ``word`` (without Whisper's leading space), ``start`` and ``end`` (seconds from
-    the start of the clip) and ``probability``.
+    the start of the clip) and ``probability``. ``packed``: the text comes from a window shared with other
+    utterances (:mod:`serflow.asr.packing`), not from decoding this clip alone.
     """
 
     utt_id: str
@@ -63,6 +64,7 @@ class AsrResult:
     language: str
     avg_logprob: float | None
     no_speech_prob: float | None
+    packed: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,12 @@ class TranscribeResult:
 
 @dataclass(frozen=True)
 class _Segment:
-    """The library-independent part of a decoded segment."""
+    """The library-independent part of a decoded segment.
+
+    ``word_texts``: each word as decoded, leading space and attached punctuation included, so that a packed
+    window's words rebuild exactly the text Whisper wrote for them (they concatenate to ``text``); empty when the
+    decoder gave none (the words' stripped forms are then joined with spaces).
+    """
 
     text: str
     words: list[dict[str, Any]]
@@ -93,6 +100,7 @@ class _Segment:
     end: float
     avg_logprob: float
     no_speech_prob: float
+    word_texts: tuple[str, ...] = ()
 
 
 def read_audio(path: str | Path) -> np.ndarray:
@@ -179,23 +187,47 @@ class WhisperBackend(ABC):
 
     def transcribe_array(self, utt_id: str, audio: np.ndarray) -> AsrResult:
         """Transcribe 16 kHz mono float32 samples (the silence gate applies here too)."""
-        if level_dbfs(audio) < self.silence_dbfs:
+        if self.is_silent(audio):
             return AsrResult(utt_id, "", [], self.language, None, None)
         segments, language = self._decode(audio)
-        kept = [s for s in segments if _HAS_WORD_CHAR.search(s.text)]
-        return _combine(utt_id, kept, language)
+        return _combine(utt_id, speech_segments(segments), language)
+
+    def is_silent(self, audio: np.ndarray) -> bool:
+        """Below the silence gate: not decoded at all, the text is empty."""
+        return level_dbfs(audio) < self.silence_dbfs
+
+    def decode_window(self, audio: np.ndarray) -> tuple[list[_Segment], str]:
+        """Decode a window of several packed utterances (:mod:`serflow.asr.packed_run`).
+
+        Without conditioning on previous text: when Whisper needs a second pass over the window (its last
+        segment unfinished), the text already decoded is not fed back as a prompt, so a misrecognition cannot
+        carry over from one pass to the next. Within one pass the decoder is autoregressive over the whole
+        window, so utterance k's text is decoded after, and may be influenced by, utterances 0..k-1's text.
+        """
+        return self._decode(audio, condition_on_previous_text=False)
 
     @abstractmethod
     def _load(self) -> Any:
         """Load the model; called once, by the constructor."""
 
     @abstractmethod
-    def _decode(self, audio: np.ndarray) -> tuple[list[_Segment], str]:
-        """Decode the whole clip: its segments and the language the library reports."""
+    def _decode(self, audio: np.ndarray, condition_on_previous_text: bool = True) -> tuple[list[_Segment], str]:
+        """Decode the whole clip: its segments and the language the library reports. ``condition_on_previous_text``
+        is both libraries' option of that name (their default, True, for a clip decoded alone)."""
 
     @abstractmethod
     def library_version(self) -> str:
         """The implementing library's version, part of :attr:`settings` (outputs change between versions)."""
+
+
+def speech_segments(segments: list[_Segment]) -> list[_Segment]:
+    """The segments that hold a letter or digit: the others are Whisper's hallucinations on silence (" . .")."""
+    return [s for s in segments if has_word_char(s.text)]
+
+
+def has_word_char(text: str) -> bool:
+    """Whether ``text`` holds a letter or digit (what separates speech from decoded punctuation)."""
+    return bool(_HAS_WORD_CHAR.search(text))
 
 
 def _combine(utt_id: str, segments: list[_Segment], language: str) -> AsrResult:
@@ -206,12 +238,12 @@ def _combine(utt_id: str, segments: list[_Segment], language: str) -> AsrResult:
         text=text,
         words=words,
         language=language,
-        avg_logprob=_weighted_mean([s.avg_logprob for s in segments], [s.n_tokens for s in segments]),
-        no_speech_prob=_weighted_mean([s.no_speech_prob for s in segments], [s.end - s.start for s in segments]),
+        avg_logprob=weighted_mean([s.avg_logprob for s in segments], [s.n_tokens for s in segments]),
+        no_speech_prob=weighted_mean([s.no_speech_prob for s in segments], [s.end - s.start for s in segments]),
     )
 
 
-def _weighted_mean(values: list[float], weights: list[float]) -> float | None:
+def weighted_mean(values: list[float], weights: list[float]) -> float | None:
     """Weighted mean; the plain mean when the weights are all zero; None for no values."""
     if not values:
         return None
@@ -242,7 +274,7 @@ class FasterWhisperBackend(WhisperBackend):
 
         return faster_whisper.__version__
 
-    def _decode(self, audio: np.ndarray) -> tuple[list[_Segment], str]:
+    def _decode(self, audio: np.ndarray, condition_on_previous_text: bool = True) -> tuple[list[_Segment], str]:
         segments, info = self._model.transcribe(
             audio,
             language=self.language,
@@ -253,6 +285,7 @@ class FasterWhisperBackend(WhisperBackend):
             no_speech_threshold=NO_SPEECH_THRESHOLD,
             word_timestamps=True,
             vad_filter=False,
+            condition_on_previous_text=condition_on_previous_text,
         )
         decoded = [
             _Segment(
@@ -263,6 +296,7 @@ class FasterWhisperBackend(WhisperBackend):
                 end=float(s.end),
                 avg_logprob=float(s.avg_logprob),
                 no_speech_prob=float(s.no_speech_prob),
+                word_texts=tuple(w.word for w in s.words or []),
             )
             for s in segments  # a generator: decoding happens here
         ]
@@ -293,7 +327,7 @@ class OpenAIWhisperBackend(WhisperBackend):
 
         return whisper.__version__
 
-    def _decode(self, audio: np.ndarray) -> tuple[list[_Segment], str]:
+    def _decode(self, audio: np.ndarray, condition_on_previous_text: bool = True) -> tuple[list[_Segment], str]:
         result = self._model.transcribe(
             audio,
             language=self.language,
@@ -305,6 +339,7 @@ class OpenAIWhisperBackend(WhisperBackend):
             word_timestamps=True,
             fp16=self.compute_type == "float16",
             verbose=None,
+            condition_on_previous_text=condition_on_previous_text,
         )
         decoded = [
             _Segment(
@@ -315,6 +350,7 @@ class OpenAIWhisperBackend(WhisperBackend):
                 end=float(s["end"]),
                 avg_logprob=float(s["avg_logprob"]),
                 no_speech_prob=float(s["no_speech_prob"]),
+                word_texts=tuple(w["word"] for w in s.get("words", [])),
             )
             for s in result["segments"]
         ]

@@ -27,6 +27,7 @@ ASR_DEFAULTS: dict[str, Any] = {
     "beam_size": 5,
     "shards": 4,
     "threads": 1,
+    "packing": {"enabled": True, "max_window_s": 28.0, "gap_s": 1.0, "max_utterance_s": 15.0},
 }
 # The settings that decide what text comes out (the others only decide where and how fast it is computed).
 ASR_RESULT_KEYS = ("backend", "model", "model_path", "language", "compute_type", "beam_size")
@@ -76,9 +77,29 @@ def synth_settings(name: str, spec: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def corpus_asr(config: Mapping[str, Any], corpus: str) -> dict[str, Any]:
-    """The Whisper settings of one corpus: the global ``asr`` section with ``corpora.<corpus>.asr`` over it."""
+    """The Whisper settings of one corpus: the global ``asr`` section with ``corpora.<corpus>.asr`` over it (key by
+    key, and within ``packing`` too, so a corpus may change one packing key and keep the others)."""
     override = config["corpora"][corpus].get("asr") or {}
-    return {**ASR_DEFAULTS, **config["asr"], **override}
+    packing = {
+        **ASR_DEFAULTS["packing"],
+        **(config["asr"].get("packing") or {}),
+        **(override.get("packing") or {}),
+    }
+    return {**ASR_DEFAULTS, **config["asr"], **override, "packing": packing}
+
+
+def asr_result_settings(asr: Mapping[str, Any]) -> dict[str, Any]:
+    """Of a corpus's resolved Whisper settings (:func:`corpus_asr`), those that decide what text comes out: the
+    :data:`ASR_RESULT_KEYS`, and ``packing`` when it is on (a packed utterance's text may depend on its neighbours in
+    the window). Packing off adds nothing, so the text stores of unpacked transcripts keep the versions they had
+    before packing existed."""
+    from serflow.asr.packing import packing_params  # pure Python, no model: cheap at parse time
+
+    result = {k: asr[k] for k in ASR_RESULT_KEYS}
+    packing = packing_params(asr.get("packing"))
+    if packing["enabled"]:
+        result["packing"] = packing
+    return result
 
 
 def check_asr(settings: Mapping[str, Any], where: str = "asr") -> None:

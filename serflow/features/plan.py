@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from serflow.corpora.settings import ASR_RESULT_KEYS, corpus_asr, corpus_text_source, synth_settings
+from serflow.corpora.settings import asr_result_settings, corpus_asr, corpus_text_source, synth_settings
 from serflow.features.acoustic import EXTRACTOR_MODULES
 from serflow.features.stores import BERT_TOKENS, SPANS_PREFIX, UTT_SUFFIX, WORD_IDS, Plan, kind_of
 from serflow.features.text.choice import text_model_choice
@@ -124,7 +124,7 @@ def text_recipe(config: Mapping[str, Any], corpus: str, text_source: str | None 
         recipe["iemocap"] = align.get("iemocap", {})
     if source == "asr":
         asr = corpus_asr(config, corpus)
-        recipe["asr"] = {k: asr[k] for k in ASR_RESULT_KEYS}
+        recipe["asr"] = asr_result_settings(asr)
     return feature_version("text", recipe, "1", {})
 
 
