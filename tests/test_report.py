@@ -352,3 +352,18 @@ def test_same_inputs_give_the_same_png_bytes(tmp_path: Path) -> None:
     plots.plot_confusion(confusion, LABELS, tmp_path / "b.png", "confusion")
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     assert b"Matplotlib" not in (tmp_path / "a.png").read_bytes()  # no software-version metadata
+
+
+def test_a_random_init_stand_in_is_labelled_in_the_summary() -> None:
+    """WavFusion's offline wav2vec 2.0 is a tiny random-init model: its row and a note say so (fold_fit records it)."""
+    stand_in = fake_result("wavfusion", 0.46, 0.45)
+    encoder = {"random_init": True, "model": "random-init wav2vec 2.0 (test stand-in, not facebook/wav2vec2-base)"}
+    for fold in stand_in["folds"]:
+        fold["fold_fit"] = {"audio_encoder": encoder}
+    results = [fake_result("wise", 0.70, 0.72), stand_in]
+    figures = load_paper_figures()
+    rows = summary_rows(results, figures)
+    assert [r["stand_in"] for r in rows] == ["", encoder["model"]]
+    markdown = summary_markdown(rows, results, DEMO, figures)
+    assert "| `wavfusion` (random-init) |" in markdown and "| `wise` |" in markdown
+    assert f"- `wavfusion`: {encoder['model']}" in markdown

@@ -38,7 +38,7 @@ from typing import Any
 import pandas as pd
 
 from serflow.report.significance import ALPHA, PAIRED_TESTS, WILCOXON_MIN_PAIRS, holm, paired_test
-from serflow.report.summary import _reduced, is_dimensional, markdown_html, paper_figure
+from serflow.report.summary import _reduced, is_dimensional, markdown_html, paper_figure, stand_ins
 from serflow.train.metrics import classification_metrics, confusion_matrix, mean_std
 from serflow.train.tasks import split_protocol
 
@@ -82,6 +82,7 @@ COLUMNS = (
     "paper_source",
     "paper_comparable",
     "reduced",
+    "stand_in",
 )
 
 
@@ -323,6 +324,7 @@ def _model_row(entry: Entry, common: Mapping[int, set[str]], figures: Mapping[st
         "paper_source": f"{source['paper']}, {paper['table']}, row {paper['row']}" if paper and source else None,
         "paper_comparable": (r.get("paper") or {}).get("comparable") if paper else None,
         "reduced": _reduced(r),
+        "stand_in": stand_ins(r),
         "scores": common_scores,
         "own_scores": own_scores,
     }
@@ -594,7 +596,9 @@ def _group_markdown(group: Mapping[str, Any], settings: Mapping[str, Any]) -> li
         paper = "" if paper == "— / —" else paper
         cells = [
             f"{row['rank']} {MARK[row['vs_best']]}".strip(),
-            f"`{row['label']}`" + (" (reduced)" if row["reduced"] else ""),
+            f"`{row['label']}`"
+            + (" (reduced)" if row["reduced"] else "")
+            + (" (random-init)" if row["stand_in"] else ""),
             row["family"] or "",
             text,
             "" if row["asr_wer"] is None else f"{row['asr_wer']:.3f}",

@@ -48,6 +48,7 @@ SUMMARY_COLUMNS = (
     "paper_row",
     "paper_source",
     "reduced",
+    "stand_in",
 )
 FOLD_COLUMNS = ("model", "protocol", "fold", "test_group", "n", "wa", "ua", "macro_f1", "paper_wa")
 DIMENSION_COLUMNS = (
@@ -87,6 +88,19 @@ def is_dimensional(result: Mapping[str, Any]) -> bool:
 
 def _reduced(result: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted((result.get("reduced") or {}).items()))
+
+
+def stand_ins(result: Mapping[str, Any]) -> str:
+    """The random-init stand-ins a result ran on instead of the pretrained model it names (offline builds, e.g.
+    WavFusion's tiny wav2vec 2.0: ``fold_fit.<part>.random_init``), comma-separated; "" when none. Its numbers are
+    the pipeline's, not the model's."""
+    found = {
+        str(record.get("model") or part)
+        for fold in result.get("folds") or []
+        for part, record in (fold.get("fold_fit") or {}).items()
+        if isinstance(record, Mapping) and record.get("random_init")
+    }
+    return ", ".join(sorted(found))
 
 
 def paper_figure(figures: Mapping[str, Any], result: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -131,6 +145,7 @@ def summary_rows(results: Sequence[Mapping[str, Any]], figures: Mapping[str, Any
                 "paper_source": f"{source['paper']}, {paper['table']}" if paper else None,
                 "paper_decimals": source.get("decimals", 3),
                 "reduced": _reduced(r),
+                "stand_in": stand_ins(r),
             }
         )
     return rows
@@ -337,7 +352,9 @@ def summary_markdown(
     for row in rows:
         paper = f"{row['paper_dataset']}, {row['paper_row']}" if row["paper_source"] else ""
         cells = [
-            f"`{row['model']}`" + (" (reduced)" if row["reduced"] else ""),
+            f"`{row['model']}`"
+            + (" (reduced)" if row["reduced"] else "")
+            + (" (random-init)" if row["stand_in"] else ""),
             row["text_source"],
             (f"{row['protocol']}: " if len(protocols) > 1 else "") + f"{row['folds']} x {row['seeds']}",
             str(row["n"]) + (f" ({row['dropped']} dropped)" if row["dropped"] else ""),
@@ -369,6 +386,13 @@ def summary_markdown(
             if entry and entry["source"] == key:
                 note = f"; {entry['note']}" if entry.get("note") else ""
                 lines.append(f'- `{run}`: {entry["table"]}, row "{entry["row"]}"{note}.')
+    random_init = {r["model"]: stand_ins(r) for r in results if stand_ins(r)}
+    if random_init:
+        lines += [
+            "",
+            "Random-init stand-ins (no pretrained weights offline: these rows test the pipeline, not the model):",
+        ]
+        lines += [f"- `{run}`: {text}" for run, text in random_init.items()]
     reduced = {r["model"]: _reduced(r) for r in results if r.get("reduced")}
     if reduced:
         lines += ["", "Reduced settings (this corpus's, not the paper's; `corpora.<corpus>.families` in the config):"]
