@@ -121,6 +121,15 @@ def read_audio(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
+def read_or_record(utt_id: str, path: str | Path, out: TranscribeResult) -> np.ndarray | None:
+    """:func:`read_audio`, or None after recording in ``out`` why the file cannot be used (a failure naming it)."""
+    try:
+        return read_audio(path)
+    except AudioError as exc:
+        out.failures.append(AsrFailure(utt_id=utt_id, audio_path=str(path), reason=str(exc)))
+        return None
+
+
 def level_dbfs(audio: np.ndarray) -> float:
     """RMS level relative to full scale; -inf for digital silence."""
     if audio.size == 0:
@@ -177,12 +186,9 @@ class WhisperBackend(ABC):
         out = TranscribeResult()
         bar = tqdm(items, desc=f"ASR ({self.name})", unit="utt", disable=not sys.stderr.isatty())
         for utt_id, path in bar:
-            try:
-                audio = read_audio(path)
-            except AudioError as exc:
-                out.failures.append(AsrFailure(utt_id=utt_id, audio_path=str(path), reason=str(exc)))
-                continue
-            out.results.append(self.transcribe_array(utt_id, audio))
+            audio = read_or_record(utt_id, path, out)
+            if audio is not None:
+                out.results.append(self.transcribe_array(utt_id, audio))
         return out
 
     def transcribe_array(self, utt_id: str, audio: np.ndarray) -> AsrResult:

@@ -33,18 +33,16 @@ from tqdm import tqdm
 from serflow.asr.backends import (
     COMPRESSION_RATIO_THRESHOLD,
     SAMPLE_RATE,
-    AsrFailure,
     AsrResult,
     TranscribeResult,
     WhisperBackend,
     _Segment,
     has_word_char,
-    read_audio,
+    read_or_record,
     speech_segments,
     weighted_mean,
 )
 from serflow.asr.packing import WHISPER_WINDOW_S, Assignment, PackingSettings, assign_words, layout
-from serflow.corpora.audio import AudioError
 
 log = logging.getLogger(__name__)
 Item = tuple[str, str | Path]  # (utt_id, wav path)
@@ -101,10 +99,8 @@ def _read(items: Sequence[Item], backend: WhisperBackend, out: TranscribeResult,
     """The window's decodable clips; failures and silent clips are settled here, as the unpacked path does."""
     clips = []
     for utt_id, path in items:
-        try:
-            audio = read_audio(path)
-        except AudioError as exc:
-            out.failures.append(AsrFailure(utt_id=utt_id, audio_path=str(path), reason=str(exc)))
+        audio = read_or_record(utt_id, path, out)
+        if audio is None:
             continue
         if backend.is_silent(audio):
             report.silent += 1
