@@ -257,25 +257,26 @@ if workflow.is_main_process:  # cluster jobs re-parse this file; they need not p
 
 
 @functools.cache
-def feature_plan(corpus, feature, overrides="{}"):
+def feature_plan(corpus, feature, overrides="{}", text_source=None):
     """The store as configured (serflow.features.plan): its parameters, inputs' recipe and version; ``overrides``
-    (JSON, hashable for the cache): a model family's own parameters of that store (models.<family>.stores)."""
+    (JSON, hashable for the cache): a model family's own parameters of that store (models.<family>.stores);
+    ``text_source``: a store made from transcripts on those (gold, asr) instead of the corpus's own."""
     from serflow.features.plan import plan
 
     try:
-        return plan(config, corpus, feature, json.loads(overrides))
+        return plan(config, corpus, feature, json.loads(overrides), text_source)
     except ValueError as exc:
         raise WorkflowError(str(exc)) from None
 
 
-def feature_dir(corpus, feature, overrides="{}"):
+def feature_dir(corpus, feature, overrides="{}", text_source=None):
     """features/{corpus}/{feature}/{version} for the configured parameters and text source."""
-    return feature_plan(corpus, feature, overrides).directory
+    return feature_plan(corpus, feature, overrides, text_source).directory
 
 
-def feature_done(corpus, feature, overrides="{}"):
+def feature_done(corpus, feature, overrides="{}", text_source=None):
     """The file that marks the store complete (written last)."""
-    return feature_dir(corpus, feature, overrides) + "/manifest.json"
+    return feature_dir(corpus, feature, overrides, text_source) + "/manifest.json"
 
 
 def family_store_overrides(corpus):
@@ -296,26 +297,48 @@ def configured_features():
     return feature_names(FEATURES)
 
 
-def checked_plan(wildcards, feature=None):
-    """The plan as a dict for a job, refusing a version folder that is not a configured one (the global parameters,
-    or a model family's own: models.<family>.stores)."""
+@functools.cache
+def store_variants(corpus, feature):
+    """{version: (plan, text source)} of every configured variant of a store: the global parameters or a model
+    family's own (models.<family>.stores), each on both text sources (the same version for an acoustic store)."""
+    variants = ["{}", *family_store_overrides(corpus).get(feature, [])]
+    return {
+        plan.version: (plan, source)
+        for source in (text_source_of(corpus), *({"gold", "asr"} - {text_source_of(corpus)}))
+        for plan in (feature_plan(corpus, feature, v, source) for v in variants)
+    }
+
+
+def configured_variant(wildcards, feature=None):
+    """(plan, text source) of the store version a job writes, refusing a version folder that is not a configured
+    one."""
     feature = feature or wildcards.get("sharded") or wildcards.get("acoustic")
-    variants = ["{}", *family_store_overrides(wildcards.corpus).get(feature, [])]
-    plans = {p.version: p for p in (feature_plan(wildcards.corpus, feature, v) for v in variants)}
+    plans = store_variants(wildcards.corpus, feature)
     if wildcards.version not in plans:
         raise WorkflowError(
             f"features/{wildcards.corpus}/{feature}/{wildcards.version} is not the version of the configured "
             f"parameters ({', '.join(plans)}); old versions are kept as they are, never rebuilt"
         )
-    return dataclasses.asdict(plans[wildcards.version])
+    return plans[wildcards.version]
 
 
-def alignment_dir(corpus):
-    return f"data/{corpus}/align/{ALIGN['backend']}-{text_source_of(corpus)}"
+def checked_plan(wildcards, feature=None):
+    """The plan as a dict for a job (see configured_variant)."""
+    return dataclasses.asdict(configured_variant(wildcards, feature)[0])
 
 
-def text_inputs(wildcards):
-    folder = alignment_dir(wildcards.corpus)
+def alignment_dir(corpus, text_source=None):
+    return f"data/{corpus}/align/{ALIGN['backend']}-{text_source or text_source_of(corpus)}"
+
+
+def store_alignment_dir(wildcards, feature=None):
+    """The alignment a store made from transcripts reads: that of its version's text source."""
+    feature = feature or wildcards.get("sharded") or wildcards.get("tmodel")
+    return alignment_dir(wildcards.corpus, configured_variant(wildcards, feature)[1])
+
+
+def text_inputs(wildcards, feature=None):
+    folder = store_alignment_dir(wildcards, feature)
     return {
         "manifest": f"data/{wildcards.corpus}/manifest.parquet",
         "words": f"{folder}/words.parquet",

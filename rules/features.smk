@@ -87,7 +87,7 @@ rule finalize_features:
 
 rule glove:
     input:
-        unpack(text_inputs),
+        unpack(lambda wc: text_inputs(wc, "glove")),
     output:
         manifest="features/{corpus}/glove/{version}/manifest.json",
     params:
@@ -106,7 +106,7 @@ rule glove:
 
 rule word_ids:
     input:
-        unpack(text_inputs),
+        unpack(lambda wc: text_inputs(wc, "word_ids")),
     output:
         manifest="features/{corpus}/word_ids/{version}/manifest.json",
     params:
@@ -125,7 +125,7 @@ rule word_ids:
 
 rule bert_tokens:
     input:
-        unpack(text_inputs),
+        unpack(lambda wc: text_inputs(wc, "bert_tokens")),
     output:
         manifest="features/{corpus}/bert_tokens/{version}/manifest.json",
     params:
@@ -144,8 +144,8 @@ rule bert_tokens:
 
 rule spans:
     input:
-        unpack(text_inputs),
-        phones=lambda wc: f"{alignment_dir(wc.corpus)}/phones.parquet",
+        unpack(lambda wc: text_inputs(wc, f"spans_{wc.acoustic}")),
+        phones=lambda wc: f"{store_alignment_dir(wc, f'spans_{wc.acoustic}')}/phones.parquet",
         frames=lambda wc: feature_done(wc.corpus, wc.acoustic),
     output:
         manifest="features/{corpus}/spans_{acoustic}/{version}/manifest.json",

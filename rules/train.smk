@@ -4,6 +4,9 @@
 #                                                                   checkpoints/seed{s}.safetensors + .json
 #   results/{corpus}_{model}.json                                 all folds and seeds of one model
 #   results/{corpus}_{model}~{protocol}.json                      the same under a further protocol (train.protocols)
+#   results/{corpus}_{model}+{text_source}.json                   a model that reads text, on the transcripts that are
+#                                                                   not the corpus's own (train.text_sources; its folds
+#                                                                   in models/{corpus}/{model}+{text_source}/)
 #   results/metrics/{corpus}_{model}.json                         its numbers only (DVC's metrics)
 # One job per model, protocol and fold trains every configured seed. A model reads the stores its ModelSpec
 # names (features/{corpus}/{store}/{version}/, marked complete by manifest.json: common.smk's feature_done).
@@ -69,15 +72,51 @@ def registered_models():
 
 def model_results(corpus):
     """results/{corpus}_{run}.json of every model in train.models (or the corpus's override), once per task its
-    family trains (train.tasks: the categorical task ``cnn14``, a dimensional one ``cnn14@vad``)."""
+    family trains (train.tasks: the categorical task ``cnn14``, a dimensional one ``cnn14@vad``), per protocol, and
+    for a model that reads text once per text source (train.text_sources: ``bert`` on the corpus's own, ``bert+asr``
+    on Whisper's)."""
     from serflow.train.tasks import run_name
 
     return [
-        f"results/{corpus}_{run_name(model, task, None if k == 0 else protocol)}.json"
+        f"results/{corpus}_{run_name(model, task, None if k == 0 else protocol, source)}.json"
         for model in TRAIN[corpus].models
         for task in model_train(corpus, model).tasks
         for k, protocol in enumerate(model_train(corpus, model).all_protocols())
+        for source in [None, *other_text_sources(corpus, model)]
     ]
+
+
+def other_text_sources(corpus, model):
+    """The text sources besides the corpus's own that ``model`` runs on: train.text_sources, for a model that reads
+    text (serflow.models.registry.reads_transcripts); none for an audio-only one."""
+    from serflow.models.registry import reads_transcripts
+
+    if not reads_transcripts(model):
+        return []
+    return [source for source in model_train(corpus, model).text_sources if source != text_source_of(corpus)]
+
+
+def run_text_source(corpus, run):
+    """The transcripts a run reads: its +{source} suffix, else the corpus's text_source. A suffix naming the corpus's
+    own source, or on a model that reads no text, is refused (one name per result)."""
+    from serflow.models.registry import reads_transcripts
+    from serflow.train.tasks import split_protocol, split_run, split_text
+
+    source = split_text(split_protocol(run)[0])[1]
+    if source is None:
+        return text_source_of(corpus)
+    model = split_run(run)[0]
+    if source == text_source_of(corpus):
+        raise WorkflowError(f"{corpus}_{run}: {source} is {corpus}'s own text source: its run has the plain name")
+    if not reads_transcripts(model):
+        raise WorkflowError(f"{corpus}_{run}: {model} reads no text, so it has no run per text source")
+    return source
+
+
+def store_text_source(corpus, run):
+    """The text_source argument of the stores a run reads: None for the corpus's own (the default stores)."""
+    source = run_text_source(corpus, run)
+    return None if source == text_source_of(corpus) else source
 
 
 def run_protocol(corpus, run):
@@ -123,9 +162,10 @@ def reduced_config(wildcards):
 def train_inputs(wildcards):
     inputs = {"manifest": f"data/{wildcards.corpus}/manifest.parquet", "folds": f"data/{wildcards.corpus}/folds.parquet"}
     own = family_config(wildcards).get("stores") or {}  # the family's own store parameters (models.<family>.stores)
+    source = store_text_source(wildcards.corpus, wildcards.model)  # the stores made from the run's transcripts
     for store in model_spec(wildcards.model).features:
         overrides = json.dumps(own.get(store) or {}, sort_keys=True)
-        inputs[f"store_{store}"] = feature_done(wildcards.corpus, store, overrides)  # {feature_dir}/manifest.json
+        inputs[f"store_{store}"] = feature_done(wildcards.corpus, store, overrides, source)  # {feature_dir}/manifest.json
     return inputs
 
 
@@ -151,7 +191,8 @@ def evaluate_inputs(wildcards):
 
 
 # Model names are matched exactly, so results/{corpus}_{model}.json splits right even with "_" in both.
-# A run is a model name, optionally with a dimensional task: gban, cnn14@vad, cnn14@arousal (serflow/train/tasks.py).
+# A run is a model name, optionally with a dimensional task, then the text source that is not the corpus's own:
+# gban, cnn14@vad, cnn14@arousal, bert+asr, bert@vad+asr (serflow/train/tasks.py).
 # Late fusions (models with components) are not trained: rule late_fusion averages their components' outputs.
 from serflow.train.tasks import DIMENSIONAL_TASKS
 
@@ -159,29 +200,37 @@ TASK_SUFFIX = "(?:@(?:{}))?".format("|".join(DIMENSIONAL_TASKS))
 TRAINED = [name for name in registered_models() if not model_spec(name).components]
 FUSED = [name for name in registered_models() if model_spec(name).components]
 from serflow.corpora.folds import PROTOCOLS
-from serflow.train.tasks import PROTOCOL_SEPARATOR
+from serflow.train.tasks import PROTOCOL_SEPARATOR, TEXT_SEPARATOR, TEXT_SOURCES
 
+TEXT_SUFFIX = "(?:{}(?:{}))?".format(re.escape(TEXT_SEPARATOR), "|".join(TEXT_SOURCES))  # the other transcripts
 PROTOCOL_SUFFIX = "(?:{}(?:{}))?".format(re.escape(PROTOCOL_SEPARATOR), "|".join(PROTOCOLS))  # a further protocol
-MODEL_PATTERN = "(?:{}){}{}".format(
-    "|".join(re.escape(name) for name in registered_models()), TASK_SUFFIX, PROTOCOL_SUFFIX
+MODEL_PATTERN = "(?:{}){}{}{}".format(
+    "|".join(re.escape(name) for name in registered_models()), TASK_SUFFIX, TEXT_SUFFIX, PROTOCOL_SUFFIX
 )
-TRAINED_PATTERN = "(?:{}){}".format("|".join(re.escape(name) for name in TRAINED), TASK_SUFFIX)
-CATEGORICAL_PATTERN = "(?:{}){}".format("|".join(re.escape(name) for name in registered_models()), PROTOCOL_SUFFIX)
-DIMENSIONAL_PATTERN = "(?:{})@(?:{}){}".format(
-    "|".join(re.escape(name) for name in registered_models()), "|".join(DIMENSIONAL_TASKS), PROTOCOL_SUFFIX
+TRAINED_PATTERN = "(?:{}){}{}".format("|".join(re.escape(name) for name in TRAINED), TASK_SUFFIX, TEXT_SUFFIX)
+CATEGORICAL_PATTERN = "(?:{}){}{}".format(
+    "|".join(re.escape(name) for name in registered_models()), TEXT_SUFFIX, PROTOCOL_SUFFIX
 )
-FUSED_PATTERN = "(?:{}){}".format("|".join(re.escape(name) for name in FUSED) or "^$", TASK_SUFFIX)
+DIMENSIONAL_PATTERN = "(?:{})@(?:{}){}{}".format(
+    "|".join(re.escape(name) for name in registered_models()), "|".join(DIMENSIONAL_TASKS), TEXT_SUFFIX, PROTOCOL_SUFFIX
+)
+FUSED_PATTERN = "(?:{}){}{}".format("|".join(re.escape(name) for name in FUSED) or "^$", TASK_SUFFIX, TEXT_SUFFIX)
 
 
 def fusion_inputs(wildcards):
-    """The component models' outputs of this fold (same task, protocol and fold)."""
+    """The component models' outputs of this fold (same task, protocol and fold; a component that reads text on the
+    run's transcripts)."""
+    from serflow.models.registry import reads_transcripts
     from serflow.train.tasks import run_name, split_run
 
     model, task = split_run(wildcards.model)
+    source = store_text_source(wildcards.corpus, wildcards.model)
     folder = "models/{corpus}/{run}/{protocol}/fold{fold}"
     return {
         name: [
-            folder.format(run=run_name(name, task), **wildcards) + f"/{f}" for f in ("metrics.json", "predictions.parquet")
+            folder.format(run=run_name(name, task, text_source=source if reads_transcripts(name) else None), **wildcards)
+            + f"/{f}"
+            for f in ("metrics.json", "predictions.parquet")
         ]
         for name in model_spec(model).components
     }
@@ -231,7 +280,7 @@ rule train:
         train=lambda wc: model_train(wc.corpus, wc.model).for_protocol(wc.protocol).result_params(),
         labels=lambda wc: corpus_spec(wc.corpus)["labels"],
         merge=lambda wc: corpus_spec(wc.corpus).get("merge", {}),
-        text_source=lambda wc: text_source_of(wc.corpus),
+        text_source=lambda wc: run_text_source(wc.corpus, wc.model),
         task=run_task,
         scale=lambda wc: dimension_scale(wc.corpus),
     log:
@@ -265,6 +314,7 @@ rule late_fusion:
     params:
         code=code_of("late_fusion.py"),  # a change to the code it runs reruns it
         labels=lambda wc: corpus_spec(wc.corpus)["labels"],
+        text_source=lambda wc: run_text_source(wc.corpus, wc.model),
         task=run_task,
         scale=lambda wc: dimension_scale(wc.corpus),
     log:

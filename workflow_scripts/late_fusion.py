@@ -6,7 +6,7 @@ from serflow.logs import log_to_file
 from serflow.provenance import provenance
 from serflow.train.late_fusion import fuse_fold
 from serflow.train.run import FoldOutputs
-from serflow.train.tasks import make_task
+from serflow.train.tasks import make_task, split_text
 
 log_to_file(snakemake.log[0])
 p, out = snakemake.params, snakemake.output
@@ -17,6 +17,7 @@ fuse_fold(
     components,
     task,
     FoldOutputs(Path(out.metrics), Path(out.predictions), Path(out.history), Path(out.run), Path(out.checkpoints)),
-    model=snakemake.wildcards.model,
+    model=split_text(snakemake.wildcards.model)[0],  # lf+asr is lf on text_source asr
+    text_source=p.text_source,
     code={"serflow": code["serflow"], "code_hash": code["code_hash"]},
 )

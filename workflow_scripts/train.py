@@ -5,6 +5,7 @@ from pathlib import Path
 from serflow.logs import log_to_file
 from serflow.train.config import TrainSettings
 from serflow.train.run import FoldJob, FoldOutputs, fold_settings, train_fold
+from serflow.train.tasks import split_text
 
 log_to_file(snakemake.log[0])
 p, wc, out = snakemake.params, snakemake.wildcards, snakemake.output
@@ -15,7 +16,7 @@ stores = {
 }
 job = FoldJob(
     corpus=wc.corpus,
-    model=wc.model,
+    model=split_text(wc.model)[0],  # bert+asr is model bert on text_source asr
     protocol=wc.protocol,
     fold=int(wc.fold),
     classes=tuple(p.labels),
@@ -27,7 +28,7 @@ job = FoldJob(
     reduced=p.reduced,
     task=p.task,
     scale=tuple(p.scale) if p.scale else None,
-    text_source=p.text_source,
+    text_source=p.text_source,  # the run's: its +{source} suffix, else the corpus's own
     label_merge=p.merge,
     # recorded, not a rerun trigger: the folds file they drew is one of the job's inputs (and hashed in its identity)
     fold_settings=fold_settings(snakemake.config.get("folds"), wc.protocol),

@@ -128,10 +128,19 @@ def text_recipe(config: Mapping[str, Any], corpus: str, text_source: str | None 
     return feature_version("text", recipe, "1", {})
 
 
-def plan(config: Mapping[str, Any], corpus: str, feature: str, overrides: Mapping[str, Any] | None = None) -> Plan:
+def plan(
+    config: Mapping[str, Any],
+    corpus: str,
+    feature: str,
+    overrides: Mapping[str, Any] | None = None,
+    text_source: str | None = None,
+) -> Plan:
     """The store ``feature`` of ``corpus`` as the configuration defines it; ``overrides``: parameters of an acoustic
     store that a model family sets for itself (``models.<family>.stores.<feature>``, e.g. MultiModal-ER's librosa
-    MFCC settings), over ``features.acoustic.<feature>``: another version of the same store, beside the global one."""
+    MFCC settings), over ``features.acoustic.<feature>``: another version of the same store, beside the global one.
+    ``text_source``: for a store made from transcripts, ``gold`` or ``asr`` instead of the corpus's own (a model's
+    run on the other text, ``results/{corpus}_{model}+asr.json``): another version, beside the default one; an
+    acoustic store ignores it."""
     kind = kind_of(feature)
     features = config["features"]
     inputs = {"corpus": corpus_recipe(config, corpus), "layout": f"shards={features.get('shards', 4)}"}
@@ -142,7 +151,7 @@ def plan(config: Mapping[str, Any], corpus: str, feature: str, overrides: Mappin
             raise ValueError(f"feature {feature!r} is not configured under features.acoustic")
         params = extractor_params(feature, {**(features["acoustic"][feature] or {}), **dict(overrides or {})})
         return Plan(corpus, feature, kind, params, feature, inputs=inputs, **store_code(feature))
-    inputs["text"] = text_recipe(config, corpus)
+    inputs["text"] = text_recipe(config, corpus, text_source)
     if kind == "glove":
         glove = {"path": None, "oov": "zero", "seed": 0, **features.get("glove", {})}
         params = {**glove, "source": _glove_source(glove["path"])}

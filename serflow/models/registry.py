@@ -82,6 +82,18 @@ def get_spec(name: str) -> ModelSpec:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}") from None
 
 
+def reads_transcripts(name: str) -> bool:
+    """Whether model ``name``'s numbers depend on the transcripts: it reads a store made from the aligned words
+    (word vectors, tokens, WISE's word and phone spans: every store but the acoustic frames), or, for a late fusion,
+    one of its components does. Such a model has a run per text source (``train.text_sources``)."""
+    from serflow.features.stores import kind_of
+
+    spec = get_spec(name)
+    if spec.components:
+        return any(reads_transcripts(component) for component in spec.components)
+    return any(kind_of(store) != "acoustic" for store in spec.features)
+
+
 # --------------------------------------------------------------------------------- the catalogue
 # Every model of the seed papers (serflow/models/catalog.py: data only), registered by name.
 

@@ -36,7 +36,7 @@ ROLE_HPARAM = {"audio": "audio_dim", "text": "text_dim"}
 # fold trained with 1 and 2 threads gives different bytes. The job uses exactly `train.threads` (whatever
 # `--cores` the run was given), records it, and a change reruns the training.
 # `protocols` names further runs (one result file each); each fold job records the one protocol it ran under.
-RUN_ONLY_KEYS = ("models", "tasks", "mem_mb", "runtime", "protocols")
+RUN_ONLY_KEYS = ("models", "tasks", "mem_mb", "runtime", "protocols", "text_sources")
 CLASS_WEIGHTS = ("none", "balanced")
 SELECTIONS = ("ua", "wa", "loss")
 TRAIN_SCRIPT = "train.py"  # workflow_scripts/: the train job's entry point, part of its code identity
@@ -159,6 +159,9 @@ class TrainSettings:
     # standardise frame-level acoustic stores per dimension: none | global (training split's statistics) | speaker
     # (each speaker's own; serflow/train/standardise.py says where a test speaker's come from)
     feature_scaling: str = "none"
+    # the transcripts a model that reads text is run on: the corpus's own text_source (results/{corpus}_{run}.json)
+    # and each other one listed here (results/{corpus}_{run}+{source}.json); () = the corpus's own alone
+    text_sources: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.protocols:
@@ -183,6 +186,9 @@ class TrainSettings:
             raise ValueError(f"train.target_scaling must be one of {TARGET_SCALINGS}, got {self.target_scaling!r}")
         if self.feature_scaling not in FEATURE_SCALINGS:
             raise ValueError(f"train.feature_scaling must be one of {FEATURE_SCALINGS}, got {self.feature_scaling!r}")
+        unknown_sources = sorted(set(self.text_sources) - {"gold", "asr"})
+        if unknown_sources or len(set(self.text_sources)) != len(self.text_sources):
+            raise ValueError(f"train.text_sources must list gold and / or asr once each, got {list(self.text_sources)}")
         if self.max_batch_length is not None and self.max_batch_length < 1:
             raise ValueError(f"train.max_batch_length must be at least 1 (or null), got {self.max_batch_length}")
         if self.validation_fraction is not None and not 0 < self.validation_fraction < 1:
@@ -195,7 +201,7 @@ class TrainSettings:
         if unknown:
             raise ValueError(f"unknown train settings {unknown}; known: {sorted(known)}")
         values = dict(section)
-        for key in ("seeds", "models", "tasks", "protocols"):
+        for key in ("seeds", "models", "tasks", "protocols", "text_sources"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)

@@ -34,8 +34,10 @@ def fuse_fold(
     *,
     model: str = "lf",
     code: Mapping[str, Any] | None = None,
+    text_source: str | None = None,
 ) -> dict[str, Any]:
-    """Average the outputs of ``components`` (name -> its fold folder) and write the fold's outputs."""
+    """Average the outputs of ``components`` (name -> its fold folder) and write the fold's outputs. ``text_source``:
+    the transcripts of the run (its text-reading component's; default: the first component's record)."""
     started = time.perf_counter()
     records = {
         name: json.loads((folder / "metrics.json").read_text(encoding="utf-8")) for name, folder in components.items()
@@ -58,6 +60,7 @@ def fuse_fold(
     record: dict[str, Any] = {
         "format": FOLD_FORMAT,
         **{k: first[k] for k in ("corpus", "protocol", "fold", "test_group", "text_source", "labels", "label_merge")},
+        **({"text_source": text_source} if text_source else {}),
         "model": model,
         "family": "late_fusion",
         "task": task.as_dict(),

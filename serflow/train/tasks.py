@@ -27,7 +27,9 @@ import numpy as np
 
 DIMENSIONS = ("valence", "arousal", "dominance")
 TASK_SEPARATOR = "@"
+TEXT_SEPARATOR = "+"  # a model's run on the other text source: results/{corpus}_{model}+asr.json (docs/results.md)
 PROTOCOL_SEPARATOR = "~"  # a model's further protocol: results/{corpus}_{model}~{protocol}.json (docs/results.md)
+TEXT_SOURCES = ("gold", "asr")
 # task name -> (dimensions, loss)
 DIMENSIONAL_TASKS: dict[str, tuple[tuple[str, ...], str]] = {
     "vad": (DIMENSIONS, "ccc"),
@@ -55,19 +57,32 @@ class Task:
 
 
 def split_run(run: str) -> tuple[str, str]:
-    """``"cnn14@vad"`` -> ``("cnn14", "vad")``; ``"cnn14"`` -> ``("cnn14", "categorical")``; a protocol suffix
-    (``"mmer_speech~loso_speaker"``, :func:`split_protocol`) is ignored."""
-    model, _, task = split_protocol(run)[0].partition(TASK_SEPARATOR)
+    """``"cnn14@vad"`` -> ``("cnn14", "vad")``; ``"cnn14"`` -> ``("cnn14", "categorical")``; a text suffix
+    (``"bert+asr"``, :func:`split_text`) and a protocol suffix (``"mmer_speech~loso_speaker"``,
+    :func:`split_protocol`) are ignored."""
+    model, _, task = split_text(split_protocol(run)[0])[0].partition(TASK_SEPARATOR)
     task = task or "categorical"
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r} in {run!r}; known: {', '.join(TASKS)}")
     return model, task
 
 
-def run_name(model: str, task: str, protocol: str | None = None) -> str:
-    """``model``, ``model@task``; with a further ``protocol`` (not the model's main one), ``...~protocol``."""
+def run_name(model: str, task: str, protocol: str | None = None, text_source: str | None = None) -> str:
+    """``model``, ``model@task``; with the text source that is not the corpus's own, ``...+asr`` (or ``+gold``); with
+    a further ``protocol`` (not the model's main one), ``...~protocol``: ``bert@vad+asr~loso_session``."""
     name = model if task == "categorical" else f"{model}{TASK_SEPARATOR}{task}"
+    if text_source:
+        name = f"{name}{TEXT_SEPARATOR}{text_source}"
     return f"{name}{PROTOCOL_SEPARATOR}{protocol}" if protocol else name
+
+
+def split_text(run: str) -> tuple[str, str | None]:
+    """``"bert@vad+asr"`` -> ``("bert@vad", "asr")``; no suffix -> ``(run, None)``: the corpus's own text source
+    (``corpora.<name>.text_source``). Call it on a run without its protocol suffix (:func:`split_protocol`)."""
+    name, _, source = run.partition(TEXT_SEPARATOR)
+    if source and source not in TEXT_SOURCES:
+        raise ValueError(f"unknown text source {source!r} in {run!r}; known: {', '.join(TEXT_SOURCES)}")
+    return name, source or None
 
 
 def split_protocol(run: str) -> tuple[str, str | None]:
