@@ -176,7 +176,8 @@ def test_fold_rows_list_every_fold_of_every_model() -> None:
     gban = {**fake_result("gban", 0.6, 0.6), "model": "gban", "paper": {"folds_wa": [0.6911, 0.7737, 0.677]}}
     rows = fold_rows([fake_result("wise", 0.7, 0.7), fake_result("wise_text", 0.5, 0.5), gban])
     assert len(rows) == 9
-    assert rows[0] == {"model": "wise", "protocol": "loso_session", "fold": 1, "test_group": "Session1", "n": 20,
+    assert rows[0] == {"model": "wise", "label": "wise", "text_source": "gold", "protocol": "loso_session", "fold": 1,
+                       "test_group": "Session1", "n": 20,
                        "wa": pytest.approx(0.65), "ua": pytest.approx(0.65), "macro_f1": pytest.approx(0.64),
                        "paper_wa": None}  # fmt: skip
     assert [r["paper_wa"] for r in rows[6:]] == [0.6911, 0.7737, 0.677]  # the paper's own folds, where printed

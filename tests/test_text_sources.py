@@ -3,15 +3,21 @@ which models have a run per text source, the stores each run reads, and the work
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import REPO, run_snakemake, write_mini_iemocap
+from test_significance import CNN14, DEMO, MFCNN14, SFCNN14, result
 
 from serflow.features.plan import plan
 from serflow.models import MODELS
 from serflow.models.registry import reads_transcripts
+from serflow.report.figures import load_paper_figures
+from serflow.report.significance import reference_tests
+from serflow.report.summary import fold_rows, label_tests, summary_csv, summary_html, summary_markdown, summary_rows
 from serflow.train.config import RUN_ONLY_KEYS, TrainSettings
 from serflow.train.tasks import run_name, split_protocol, split_run, split_text
 
@@ -98,3 +104,34 @@ def test_an_asr_run_plans_on_whisper_transcripts_beside_the_gold_one(tmp_path: P
     refused = run_snakemake(tmp_path, config, "-n", f"models/iemocap/cnn14+asr/{fold}")
     said = refused.stdout + refused.stderr
     assert refused.returncode != 0 and "iemocap_cnn14+asr: cnn14 reads no text" in said, said[-2000:]
+
+
+def test_the_summary_keeps_a_gold_and_an_asr_run_of_one_model_apart() -> None:
+    """Rows, marks, the CSV's p-values and the per-fold page of mfcnn14 on gold and on ASR text: two of each, and
+    both tested against cnn14 (it reads no text, so its one run is the reference on either text)."""
+    results = [
+        result("cnn14", "cnn14", CNN14),
+        result("mfcnn14", "cnn14", MFCNN14),  # differs from cnn14
+        {**result("mfcnn14", "cnn14", [u - 0.15 for u in MFCNN14]), "text_source": "asr"},  # does not
+        {**result("sfcnn14", "cnn14", SFCNN14), "text_source": "asr"},
+    ]
+    tests = label_tests(reference_tests(results, references={"cnn14": ("cnn14",)}), results)
+    by_label = {t["label"]: t for t in tests}
+    assert set(by_label) == {"mfcnn14 (gold)", "mfcnn14 (asr)", "sfcnn14"}
+    assert all(t["reason"] is None for t in tests)
+    assert by_label["mfcnn14 (gold)"]["metrics"]["ua"]["significant"]
+    assert not by_label["mfcnn14 (asr)"]["metrics"]["ua"]["significant"]
+    figures = load_paper_figures()
+    rows = summary_rows(results, figures)
+    assert [r["label"] for r in rows] == ["cnn14", "mfcnn14 (gold)", "mfcnn14 (asr)", "sfcnn14"]
+    markdown = summary_markdown(rows, results, DEMO, figures, tests)
+    cells = [line.split(" | ") for line in markdown.splitlines() if line.startswith("| `")]
+    lines = {(c[0], c[1]): c for c in cells}  # the model and its text column
+    assert lines["| `mfcnn14`", "gold"][5].endswith("*") and not lines["| `mfcnn14`", "asr"][5].endswith("*")
+    table = list(csv.DictReader(io.StringIO(summary_csv(rows, tests))))
+    refs = {(r["model"], r["text_source"]): (r["ref1"], r["ref1_p_ua"]) for r in table}
+    assert refs["cnn14", "gold"] == ("", "")  # not tested against itself
+    p_gold, p_asr = refs["mfcnn14", "gold"], refs["mfcnn14", "asr"]
+    assert p_gold[0] == p_asr[0] == "cnn14" and float(p_gold[1]) < 0.05 < float(p_asr[1])
+    page = summary_html(rows, fold_rows(results), results, DEMO, figures, tests)
+    assert "<td>mfcnn14 (gold)</td>" in page and "<td>mfcnn14 (asr)</td>" in page

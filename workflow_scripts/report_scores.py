@@ -12,6 +12,7 @@ from serflow.report.summary import (
     FOLD_COLUMNS,
     dimension_rows,
     fold_rows,
+    label_tests,
     read_json,
     rows_csv,
     summary_csv,
@@ -29,7 +30,8 @@ rows = summary_rows(results, figures)
 folds = fold_rows(results)
 # every model against its family's reference models (serflow/models/catalog.py, passed as a param)
 settings = snakemake.params.significance
-tests = reference_tests(results, settings["alpha"], settings["test"], snakemake.params.references)
+# labelled like the rows (bert (asr) beside bert (gold) where a model has both), so each keeps its own marks
+tests = label_tests(reference_tests(results, settings["alpha"], settings["test"], snakemake.params.references), results)
 write_json(significance_report(tests, corpus, settings["alpha"], settings["test"]), snakemake.output.significance)
 write_text(summary_markdown(rows, results, spec, figures, tests), snakemake.output.markdown)
 write_text(summary_csv(rows, tests), snakemake.output.csv)

@@ -60,7 +60,7 @@ def plot_scores(
     if not rows:
         _no_data(path, title, "no results")
         return
-    models = [r["model"] for r in rows]
+    models = [r.get("label", r["model"]) for r in rows]  # "bert (asr)" beside "bert (gold)"
     x = np.arange(len(models))
     width = 0.38
     fig, ax = _figure(figsize=(max(6.0, 1.15 * len(models) + 2), 4.6))
@@ -69,7 +69,7 @@ def plot_scores(
         stds = [r[f"{key}_fold_std"] for r in rows]
         ax.bar(x + offset, means, width, yerr=stds, capsize=3, color=color, alpha=0.85, label=f"{label} ± fold std")
         for i, model in enumerate(models):
-            values = [f[key] for f in folds if f["model"] == model]
+            values = [f[key] for f in folds if f.get("label", f["model"]) == model]
             jitter = np.linspace(-width / 4, width / 4, len(values)) if len(values) > 1 else [0.0]
             ax.scatter(x[i] + offset + np.asarray(jitter), values, s=9, color="0.15", zorder=3, linewidths=0)
             ax.annotate(f"{means[i]:.2f}", (x[i] + offset, 0.02), ha="center", va="bottom", fontsize=7, color="white")
@@ -95,13 +95,15 @@ def plot_folds(folds: Sequence[Mapping[str, Any]], path: str | os.PathLike[str],
         _no_data(path, title, "no results")
         return
     table = pd.DataFrame(folds)
-    models = list(dict.fromkeys(table["model"]))
+    if "label" not in table:
+        table["label"] = table["model"]
+    models = list(dict.fromkeys(table["label"]))
     # columns by test group, so folds of different protocols (Ses01 / Ses01F) stay apart
     columns = table[["fold", "test_group"]].drop_duplicates("test_group").sort_values(["test_group", "fold"])
     labels = [str(group) for group in columns["test_group"]]
     fig, axes = _figure(1, 2, figsize=(max(7.0, 1.7 * len(labels) + 3), 0.45 * len(models) + 2.0))
     for ax, key in zip(axes, ("wa", "ua"), strict=True):
-        grid = table.pivot_table(index="model", columns="test_group", values=key).reindex(index=models)
+        grid = table.pivot_table(index="label", columns="test_group", values=key).reindex(index=models)
         grid = grid.reindex(columns=labels)
         image = ax.imshow(grid.to_numpy(), cmap="YlGnBu", vmin=1 / n_classes, vmax=1, aspect="auto")
         for (i, j), value in np.ndenumerate(grid.to_numpy()):
@@ -222,12 +224,12 @@ def plot_dimensions(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[s
     if not rows:
         _no_data(path, title, "no dimensional results (train.tasks has only the categorical task)")
         return
-    runs = list(dict.fromkeys(r["model"] for r in rows))
+    runs = list(dict.fromkeys(r.get("label", r["model"]) for r in rows))
     dims = list(dict.fromkeys(r["dimension"] for r in rows))
     width = 0.8 / len(dims)
     fig, ax = _figure(figsize=(max(6.0, 1.0 * len(runs) + 2), 4.4))
     for k, dim in enumerate(dims):
-        mine = {r["model"]: r for r in rows if r["dimension"] == dim}
+        mine = {r.get("label", r["model"]): r for r in rows if r["dimension"] == dim}
         xs = [i + (k - (len(dims) - 1) / 2) * width for i, run in enumerate(runs) if run in mine]
         values = [mine[run] for run in runs if run in mine]
         ax.bar(

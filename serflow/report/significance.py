@@ -143,6 +143,21 @@ def _setting(result: Mapping[str, Any]) -> tuple[Any, ...]:
     return result.get("corpus"), result.get("protocol"), labels, merge, result.get("text_source"), scored
 
 
+def _text_free(
+    by_setting: Mapping[tuple[Any, ...], Mapping[str, Mapping[str, Any]]], result: Mapping[str, Any], name: str
+) -> Mapping[str, Any] | None:
+    """The result of model ``name`` in ``result``'s setting but for the text source, where ``name`` reads no text
+    (cnn14 is the reference of mfcnn14 on gold and on ASR transcripts alike); else None."""
+    from serflow.report.comparison import reads_text
+
+    setting = _setting(result)
+    for other, models in by_setting.items():
+        found = models.get(name)
+        if found is not None and other[:4] + other[5:] == setting[:4] + setting[5:] and not reads_text(found):
+            return found
+    return None
+
+
 def reference_tests(
     results: Sequence[Mapping[str, Any]],
     alpha: float = ALPHA,
@@ -191,7 +206,7 @@ def reference_tests(
                 "metrics": {},
                 "reason": None,
             }
-            ref = by_setting[_setting(r)].get(ref_name)
+            ref = by_setting[_setting(r)].get(ref_name) or _text_free(by_setting, r, ref_name)
             if ref is None:
                 entry["reason"] = (
                     f"no result of reference model {ref_name!r} with the same corpus, protocol, labels, text and task"
@@ -216,7 +231,7 @@ def significance_marks(tests: Iterable[Mapping[str, Any]], metric: str = MARKED_
     for entry in tests:
         result = entry["metrics"].get(metric)
         if result and result["significant"]:
-            marks.setdefault(entry["model"], []).append((entry["position"], entry["mark"]))
+            marks.setdefault(entry.get("label", entry["model"]), []).append((entry["position"], entry["mark"]))
     return {model: "".join(mark for _, mark in sorted(found)) for model, found in marks.items()}
 
 
@@ -276,7 +291,7 @@ def significance_columns(
     columns = [c for k in range(1, slots + 1) for c in (f"ref{k}", *(f"ref{k}_p_{m}" for m in metrics))]
     values: dict[str, dict[str, Any]] = {}
     for entry in tests:
-        row = values.setdefault(entry["model"], {})
+        row = values.setdefault(entry.get("label", entry["model"]), {})
         k = entry["position"]
         row[f"ref{k}"] = entry["reference"]
         for m in metrics:

@@ -50,9 +50,10 @@ SUMMARY_COLUMNS = (
     "reduced",
     "stand_in",
 )
-FOLD_COLUMNS = ("model", "protocol", "fold", "test_group", "n", "wa", "ua", "macro_f1", "paper_wa")
+FOLD_COLUMNS = ("model", "text_source", "protocol", "fold", "test_group", "n", "wa", "ua", "macro_f1", "paper_wa")
 DIMENSION_COLUMNS = (
     "model",
+    "text_source",
     "task",
     "loss",
     "dimension",
@@ -112,10 +113,32 @@ def paper_figure(figures: Mapping[str, Any], result: Mapping[str, Any]) -> Mappi
     return paper
 
 
+def run_labels(results: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The models that have results on more than one text source (a gold and an ASR run, train.text_sources):
+    their rows, marks and plot labels say which (:func:`run_label`)."""
+    sources: dict[str, set[Any]] = {}
+    for r in results:
+        sources.setdefault(r["model"], set()).add(r.get("text_source"))
+    return {model for model, found in sources.items() if len(found) > 1}
+
+
+def run_label(model: str, text_source: Any, twice: set[str]) -> str:
+    """``bert`` where the model has one text source in these results, ``bert (asr)`` where it has two."""
+    return f"{model} ({text_source})" if model in twice else model
+
+
+def label_tests(tests: Iterable[Mapping[str, Any]], results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The significance entries with the ``label`` of their model's row (:func:`run_label`), which the marks and
+    the CSV's columns are keyed by: a gold and an ASR run of one model keep their own marks."""
+    twice = run_labels(results)
+    return [{**t, "label": run_label(t["model"], t.get("text_source"), twice)} for t in tests]
+
+
 def summary_rows(results: Sequence[Mapping[str, Any]], figures: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One row per categorical result file, in the order given, with the paper's figure where there is one
     (the dimensional results: :func:`dimension_rows`)."""
     rows = []
+    twice = run_labels(results)
     for r in results:
         if is_dimensional(r):
             continue
@@ -124,6 +147,7 @@ def summary_rows(results: Sequence[Mapping[str, Any]], figures: Mapping[str, Any
         rows.append(
             {
                 "model": r["model"],
+                "label": run_label(r["model"], r["text_source"], twice),
                 "family": r["family"],
                 "text_source": r["text_source"],
                 "protocol": r["protocol"],
@@ -155,6 +179,7 @@ def dimension_rows(results: Sequence[Mapping[str, Any]], figures: Mapping[str, A
     """One row per dimension of each dimensional result (``model@task``): CCC (mean over folds and seeds, its std
     over folds and over seeds), Pearson's r, MSE, the CCC of all folds' predictions pooled, the paper's CCC."""
     rows = []
+    twice = run_labels(results)
     for r in results:
         if not is_dimensional(r):
             continue
@@ -165,6 +190,8 @@ def dimension_rows(results: Sequence[Mapping[str, Any]], figures: Mapping[str, A
             rows.append(
                 {
                     "model": r["model"],
+                    "label": run_label(r["model"], r.get("text_source"), twice),
+                    "text_source": r.get("text_source"),
                     "family": r["family"],
                     "task": task["name"],
                     "loss": task["loss"],
@@ -214,7 +241,7 @@ def dimensions_markdown(
         )
         paper = "" if row["paper_ccc"] is None else f"{row['paper_ccc']:.3f} ({row['paper_ccc_sd']:.3f})"
         cells = [
-            f"`{row['model']}`" + (" (reduced)" if row["reduced"] else "") + marks.get(row["model"], ""),
+            f"`{row['label']}`" + (" (reduced)" if row["reduced"] else "") + marks.get(row["label"], ""),
             row["dimension"],
             f"{row['protocol']}: {row['folds']} x {row['seeds']}",
             str(row["n"]) + (f" ({row['dropped']} dropped)" if row["dropped"] else ""),
@@ -287,7 +314,7 @@ def summary_csv(rows: Sequence[Mapping[str, Any]], significance: Sequence[Mappin
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*SUMMARY_COLUMNS, *extra])
     for row in rows:
-        mine = values.get(row["model"], {})
+        mine = values.get(row.get("label", row["model"]), {})
         writer.writerow([_cell(row[c]) for c in SUMMARY_COLUMNS] + [_cell(mine.get(c)) for c in extra])
     return out.getvalue()
 
@@ -358,8 +385,8 @@ def summary_markdown(
             row["text_source"],
             (f"{row['protocol']}: " if len(protocols) > 1 else "") + f"{row['folds']} x {row['seeds']}",
             str(row["n"]) + (f" ({row['dropped']} dropped)" if row["dropped"] else ""),
-            score(row, "wa") + wa_marks[row["protocol"]].get(row["model"], ""),
-            score(row, "ua") + ua_marks[row["protocol"]].get(row["model"], ""),
+            score(row, "wa") + wa_marks[row["protocol"]].get(row["label"], ""),
+            score(row, "ua") + ua_marks[row["protocol"]].get(row["label"], ""),
             f"{row['macro_f1']:.3f}",
             _cell(row["paper_wa"], row["paper_decimals"]),
             _cell(row["paper_ua"], row["paper_decimals"]),
@@ -433,8 +460,8 @@ def summary_html(
         parts.append("<h3>Per test fold (WA / UA)</h3><table><tr><th>model</th>")
         parts += [f"<th>{html.escape(g)}</th>" for g in groups]
         parts.append("</tr>")
-        for model in dict.fromkeys(table["model"]):
-            mine = table[table["model"] == model].set_index("test_group")
+        for model in dict.fromkeys(table["label"]):  # a gold and an ASR run of one model: two rows
+            mine = table[table["label"] == model].set_index("test_group")
             cells = [f"{mine.at[g, 'wa']:.3f} / {mine.at[g, 'ua']:.3f}" if g in mine.index else "" for g in groups]
             parts.append(f"<tr><td>{html.escape(model)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         parts.append("</table>")
@@ -487,6 +514,8 @@ def fold_rows(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """WA / UA / macro-F1 (means over seeds) per categorical model and fold, and the paper's WA of that fold where
     printed."""
     rows = []
+    results = list(results)
+    twice = run_labels(results)
     for r in results:
         if is_dimensional(r):
             continue
@@ -495,6 +524,8 @@ def fold_rows(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             rows.append(
                 {
                     "model": r["model"],
+                    "label": run_label(r["model"], r.get("text_source"), twice),
+                    "text_source": r.get("text_source"),
                     "protocol": r["protocol"],
                     "fold": f["fold"],
                     "test_group": f["test_group"],
