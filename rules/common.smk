@@ -96,7 +96,8 @@ def corpus_root(wildcards):
 
 def demo_targets():
     """Every stage for every synthetic corpus: ASR (the corpus's Whisper) and alignment on both text sources,
-    every feature store, and the results of every model in train.models (rules/train.smk)."""
+    the feature stores its models read (every configured one where it trains none: corpus_stores), and the results
+    of every model in train.models (rules/train.smk)."""
     corpora = synthetic_corpora()
     return [
         *(f"data/{corpus}/manifest.parquet" for corpus in corpora),
@@ -107,11 +108,14 @@ def demo_targets():
             for corpus in corpora
             for text_source in ("gold", "asr")
         ),
-    ] + [
-        target
-        for corpus in synthetic_corpora()
-        for target in [feature_done(corpus, feature) for feature in configured_features()] + model_results(corpus)
-    ]
+    ] + [target for corpus in synthetic_corpora() for target in corpus_stores(corpus) + model_results(corpus)]
+
+
+def corpus_stores(corpus):
+    """The stores built for a corpus: those its models read (store_inputs in rules/train.smk: their families' own
+    parameters, each run's text), or every configured store where it trains none."""
+    stores = read_stores(corpus)
+    return stores or [feature_done(corpus, feature) for feature in configured_features()]
 
 
 # --- ASR -----------------------------------------------------------------------------------------
@@ -346,13 +350,21 @@ def text_inputs(wildcards, feature=None):
     }
 
 
+def store_shards(corpus):
+    """Jobs per feature store of the corpus: corpora.<corpus>.feature_shards, else features.shards."""
+    from serflow.corpora.settings import feature_shards as shards_of
+
+    return shards_of(config, corpus)
+
+
 def feature_shards(wildcards):
     """What a sharded store's finalize job reads: every shard and its parts, plus the inputs it hashes."""
     folder = f"features/{wildcards.corpus}/{wildcards.sharded}/{wildcards.version}"
+    shards = range(store_shards(wildcards.corpus))
     inputs = {
-        "shards": [f"{folder}/shard-{k:05d}.safetensors" for k in range(FEATURES["shards"])],
-        "records": [f"{folder}/parts/shard-{k:05d}.json" for k in range(FEATURES["shards"])],
-        "parts": [f"{folder}/parts/{p}-{k:05d}.parquet" for p in ("utterances", "dropped") for k in range(FEATURES["shards"])],
+        "shards": [f"{folder}/shard-{k:05d}.safetensors" for k in shards],
+        "records": [f"{folder}/parts/shard-{k:05d}.json" for k in shards],
+        "parts": [f"{folder}/parts/{p}-{k:05d}.parquet" for p in ("utterances", "dropped") for k in shards],
         "manifest": f"data/{wildcards.corpus}/manifest.parquet",
     }
     if wildcards.sharded not in ACOUSTIC_FEATURES:

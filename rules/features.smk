@@ -3,8 +3,8 @@
 #   utterances.parquet, dropped.parquet (+ words/phones tables for glove and spans_*, vocabulary for word_ids)
 # {version} is computed at parse time from the parameters (rules/common.smk: feature_plan), so a
 # changed parameter names a new folder and `snakemake -n` lists exactly the jobs that rebuild it.
-# Acoustic and transformer stores: one job per shard of utterances (features.shards), then one
-# finalize job. GloVe, word_ids, bert_tokens and spans are vectorised over the corpus: one job each.
+# Acoustic and transformer stores: one job per shard of utterances (features.shards, or the corpus's
+# feature_shards), then one finalize job. GloVe, word_ids, bert_tokens and spans are vectorised over the corpus: one job each.
 
 
 rule acoustic_shard:
@@ -17,7 +17,7 @@ rule acoustic_shard:
         dropped="features/{corpus}/{acoustic}/{version}/parts/dropped-{shard}.parquet",
     params:
         plan=checked_plan,
-        shards=FEATURES["shards"],
+        shards=lambda wc: store_shards(wc.corpus),
         threads=FEATURES["threads"],
     log:
         "logs/{corpus}/features/{acoustic}-{version}/shard-{shard}.log",
@@ -44,7 +44,7 @@ rule transformer_shard:
         utt_parts=multiext("features/{corpus}/{tmodel}_utt/{version}/parts/", "utterances-{shard}.parquet", "dropped-{shard}.parquet"),
     params:
         plan=lambda wc: checked_plan(wc, wc.tmodel),
-        shards=FEATURES["shards"],
+        shards=lambda wc: store_shards(wc.corpus),
         threads=FEATURES["threads"],
         batch_size=FEATURES["transformer"]["batch_size"],
         device=FEATURES["transformer"]["device"],
@@ -72,7 +72,7 @@ rule finalize_features:
         dropped="features/{corpus}/{sharded}/{version}/dropped.parquet",
     params:
         plan=checked_plan,
-        shards=FEATURES["shards"],
+        shards=lambda wc: store_shards(wc.corpus),
     log:
         "logs/{corpus}/features/{sharded}-{version}/finalize.log",
     benchmark:

@@ -105,7 +105,7 @@ def frontend_inputs(wildcards):
         "folds": f"data/{corpus}/folds.parquet",
         "wer": configured_asr(corpus).removesuffix(".parquet") + ".wer.json",
         "alignments": list(alignments.values()),
-        "stores": [feature_done(corpus, feature) for feature in configured_features()],
+        "stores": corpus_stores(corpus),  # those its models read (every configured one where it trains none)
     }
 
 

@@ -169,6 +169,21 @@ def train_inputs(wildcards):
     return inputs
 
 
+def read_stores(corpus):
+    """The manifest.json of every store version the corpus's runs read (a late fusion reads its components')."""
+    from types import SimpleNamespace
+
+    from serflow.train.tasks import split_protocol
+
+    stores = {}
+    for path in model_results(corpus):
+        run = split_protocol(Path(path).stem.removeprefix(f"{corpus}_"))[0]
+        if not model_spec(run).components:
+            inputs = train_inputs(SimpleNamespace(corpus=corpus, model=run))
+            stores.update({path: None for name, path in inputs.items() if name.startswith("store_")})
+    return list(stores)
+
+
 def fold_numbers(corpus, protocol):
     """The folds of a protocol, read from the fold index once the checkpoint has written it."""
     index = checkpoints.fold_index.get(corpus=corpus, protocol=protocol).output.index

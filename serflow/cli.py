@@ -106,6 +106,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
             preset=args.preset or "moderate",
             jobs=args.jobs,
             progress=sys.stderr.isatty(),
+            sessions=args.sessions,
         )
     print(summary)
     print(f"corpus: {args.out} (read it with: serflow corpus manifest --format {args.layout} --root {args.out})")
@@ -394,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--utterances", type=int, help="iemocap: labelled turns in the whole corpus (default 1000)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--preset", choices=["moderate", "strong"], help="iemocap: how strong the prosody (moderate)")
+    synth.add_argument(
+        "--sessions", type=int, default=5, help="iemocap: sessions, 2..5, two speakers each (default 5, as IEMOCAP)"
+    )
     synth.add_argument("--words", type=int, help="tess: target words, 1..200 (default 20: 280 utterances)")
     synth.add_argument(
         "--no-nested-copy", action="store_true", help="tess: no second copy of the set in a nested folder"

@@ -34,14 +34,14 @@ def test_the_tess_demo_is_configured_as_the_report() -> None:
     assert spec["format"] == "tess" and tuple(spec["labels"]) == TESS_LABELS and spec["merge"] == {}
     assert synth_settings("demo_tess", spec) == {"layout": "tess", "words": 12, "seed": 0, "nested_copy": True}
     # packing off: its repeated carrier phrase makes base loop in packed windows (README, Whisper ASR)
-    assert spec["text_source"] == "asr" and spec["asr"] == {"model": "base", "packing": {"enabled": False}}
+    assert spec["text_source"] == "asr" and spec["asr"] == {"model": "base", "shards": 2, "packing": {"enabled": False}}
     assert spec["train"] == {"models": ["mmer_speech", "mmer_text", "mmer_fusion"]}  # models.mmer: both protocols
 
 
 def test_iemocap_layout_keeps_its_identity(config: dict) -> None:
     """The IEMOCAP layout's settings carry no layout key: a corpus configured before layouts is the same corpus."""
     demo = config["corpora"]["demo"]
-    assert synth_settings("demo", demo) == {"utterances": 600, "seed": 2026, "preset": "moderate"}
+    assert synth_settings("demo", demo) == {"utterances": 600, "seed": 2026, "preset": "moderate", "sessions": 3}
     spelled = copy.deepcopy(config)
     spelled["corpora"]["demo"]["synth"]["layout"] = "iemocap"
     bare = copy.deepcopy(config)

@@ -27,5 +27,6 @@ if __name__ == "__main__":  # the synthesisers' worker processes are spawned and
             seed=spec["seed"],
             preset=spec.get("preset", "moderate"),
             jobs=snakemake.threads,
+            sessions=spec.get("sessions", 5),  # IEMOCAP's five unless the corpus says fewer (synth.sessions)
         )
     logging.getLogger("synth_corpus").info("%s", summary)

@@ -18,6 +18,7 @@ from typing import Any
 SYNTH_LAYOUTS = ("iemocap", "tess")
 TEXT_SOURCES = ("gold", "asr")
 TESS_DEFAULT_WORDS = 20
+N_SESSIONS = 5  # IEMOCAP's, the synthetic IEMOCAP layout's default (serflow.corpora.synth.corpus)
 # The global asr section's defaults (config/schema.yaml); backend and model are required there.
 ASR_DEFAULTS: dict[str, Any] = {
     "model_path": None,
@@ -54,7 +55,7 @@ def synth_settings(name: str, spec: Mapping[str, Any]) -> dict[str, Any] | None:
             f"config key {where}.layout = {layout!r} but corpora.{name}.format = {spec.get('format')!r}: a synthetic "
             f"corpus is read by the reader of its layout, set both to the same"
         )
-    own = {"iemocap": {"utterances", "preset"}, "tess": {"words", "nested_copy"}}
+    own = {"iemocap": {"utterances", "preset", "sessions"}, "tess": {"words", "nested_copy"}}
     other = "tess" if layout == "iemocap" else "iemocap"
     stray = sorted(own[other] & set(synth))
     if stray:
@@ -67,13 +68,22 @@ def synth_settings(name: str, spec: Mapping[str, Any]) -> dict[str, Any] | None:
     if layout == "iemocap":
         if "utterances" not in synth:
             raise ValueError(f"config key {where}.utterances is missing (layout iemocap)")
-        return {"utterances": synth["utterances"], "seed": synth["seed"], "preset": synth.get("preset", "moderate")}
+        settings = {"utterances": synth["utterances"], "seed": synth["seed"], "preset": synth.get("preset", "moderate")}
+        if synth.get("sessions", N_SESSIONS) != N_SESSIONS:  # IEMOCAP's 5 left out: earlier corpora keep their identity
+            settings["sessions"] = synth["sessions"]
+        return settings
     return {
         "layout": "tess",
         "words": synth.get("words", TESS_DEFAULT_WORDS),
         "seed": synth["seed"],
         "nested_copy": synth.get("nested_copy", True),
     }
+
+
+def feature_shards(config: Mapping[str, Any], corpus: str) -> int:
+    """Jobs per feature store of ``corpus``: ``corpora.<corpus>.feature_shards``, else ``features.shards``."""
+    own = config["corpora"][corpus].get("feature_shards")
+    return int(own if own is not None else config["features"].get("shards", 4))
 
 
 def corpus_asr(config: Mapping[str, Any], corpus: str) -> dict[str, Any]:

@@ -20,7 +20,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from serflow.corpora.settings import asr_result_settings, corpus_asr, corpus_text_source, synth_settings
+from serflow.corpora.settings import (
+    asr_result_settings,
+    corpus_asr,
+    corpus_text_source,
+    feature_shards,
+    synth_settings,
+)
 from serflow.features.acoustic import EXTRACTOR_MODULES
 from serflow.features.stores import BERT_TOKENS, SPANS_PREFIX, UTT_SUFFIX, WORD_IDS, Plan, kind_of
 from serflow.features.text.choice import text_model_choice
@@ -143,7 +149,7 @@ def plan(
     acoustic store ignores it."""
     kind = kind_of(feature)
     features = config["features"]
-    inputs = {"corpus": corpus_recipe(config, corpus), "layout": f"shards={features.get('shards', 4)}"}
+    inputs = {"corpus": corpus_recipe(config, corpus), "layout": f"shards={feature_shards(config, corpus)}"}
     if overrides and kind not in ("acoustic", WORD_IDS):
         raise ValueError(f"store {feature!r}: only an acoustic store's or word_ids' parameters can be set per family")
     if kind == "acoustic":

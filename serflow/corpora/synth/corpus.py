@@ -303,11 +303,12 @@ def plan_label_counts(utterances: int) -> dict[str, int]:
     return {k: counts[k] for k in LABEL_ORDER}
 
 
-def make_speakers(seed: int) -> tuple[Speaker, ...]:
-    """The ten speakers, session-major, F before M, with offsets drawn from ``seed``."""
+def make_speakers(seed: int, sessions: int = N_SESSIONS) -> tuple[Speaker, ...]:
+    """Two speakers per session (ten for IEMOCAP's five), session-major, F before M, with offsets drawn from
+    ``seed``; fewer sessions give the first speakers of five, unchanged."""
     rng = _rng(seed, _STREAM_SPEAKERS)
     speakers = []
-    for session in range(1, N_SESSIONS + 1):
+    for session in range(1, sessions + 1):
         for gender in GENDERS:
             pitch = int(rng.integers(-SPEAKER_PITCH_OFFSET, SPEAKER_PITCH_OFFSET + 1))
             rate = int(rng.integers(-SPEAKER_RATE_OFFSET, SPEAKER_RATE_OFFSET + 1))
@@ -455,23 +456,26 @@ def _plan_turn(
     )
 
 
-def plan_corpus(utterances: int, seed: int, preset: str = "moderate") -> CorpusPlan:
+def plan_corpus(utterances: int, seed: int, preset: str = "moderate", sessions: int = N_SESSIONS) -> CorpusPlan:
     """Decide every utterance (speaker, dialog, id, label, text, prosody, annotation) without audio.
 
-    Cheap and deterministic, so tests and measurements can know the corpus without parsing it.
+    Cheap and deterministic, so tests and measurements can know the corpus without parsing it. ``sessions``
+    (2 to 5): Session1 ... of IEMOCAP's layout, two speakers each; loso_session then has that many folds.
     """
+    if not 2 <= sessions <= N_SESSIONS:
+        raise ValueError(f"sessions must be 2 to {N_SESSIONS}, got {sessions}")
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
     if seed < 0:
         raise ValueError("seed must be a non-negative integer")
-    if utterances < 2 * N_SESSIONS:
-        raise ValueError(f"utterances must be at least {2 * N_SESSIONS} (one per speaker)")
-    speakers = make_speakers(seed)
+    if utterances < 2 * sessions:
+        raise ValueError(f"utterances must be at least {2 * sessions} (one per speaker)")
+    speakers = make_speakers(seed, sessions)
     dealt = assign_labels_to_speakers(utterances, len(speakers))
     order_rng = _rng(seed, _STREAM_ORDER)
     dialogs: list[DialogPlan] = []
     index = 0
-    for session in range(1, N_SESSIONS + 1):
+    for session in range(1, sessions + 1):
         pair = [speakers[2 * (session - 1)], speakers[2 * (session - 1) + 1]]
         labels = [[str(x) for x in order_rng.permutation(dealt[2 * (session - 1) + g])] for g in range(2)]
         turns = _interleave(labels[0], labels[1])
@@ -644,7 +648,8 @@ def readme_text(plan: CorpusPlan, utterances: int) -> str:
         f"seed: {plan.seed}\n"
         f"preset: {plan.preset}\n"
         f"utterances: {utterances}\n"
-        f"dialogs: {len(plan.dialogs)}\n"
+        + (f"sessions: {len(plan.speakers) // 2}\n" if len(plan.speakers) != 2 * N_SESSIONS else "")
+        + f"dialogs: {len(plan.dialogs)}\n"
         f"voices: {voices}\n"
         "\n"
         "Regenerate with serflow.corpora.synth.corpus.synthesize_corpus(out_dir, utterances, seed, preset).\n"
@@ -693,6 +698,7 @@ def synthesize_corpus(
     preset: str = "moderate",
     jobs: int = 1,
     progress: bool = False,
+    sessions: int = N_SESSIONS,
 ) -> SynthSummary:
     """Write a synthetic corpus of ``utterances`` labelled turns in IEMOCAP's layout under ``out_dir``.
 
@@ -702,7 +708,7 @@ def synthesize_corpus(
     so a calling script needs the usual ``if __name__ == "__main__":`` guard.
     """
     out_dir = Path(out_dir)
-    plan = plan_corpus(utterances, seed, preset)
+    plan = plan_corpus(utterances, seed, preset, sessions)
     _check_empty(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks = [(u, seed, str(out_dir)) for u in plan.utterances]
