@@ -10,6 +10,8 @@ configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/common_train.smk"
+include: "rules/common_report.smk"
 include: "rules/corpus.smk"
 include: "rules/asr.smk"
 include: "rules/align.smk"

