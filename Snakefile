@@ -22,5 +22,5 @@ include: "rules/report.smk"
 
 rule all:
     input:
-        demo_targets() + report_targets(),
+        default_targets() + report_targets(),
     default_target: True

@@ -83,6 +83,12 @@ def synthetic_corpora():
     return [name for name, synth in SYNTH.items() if synth]
 
 
+def default_corpora():
+    """What plain `snakemake` (rule all) builds: every synthetic corpus and every corpus with a root set (a
+    copy of IEMOCAP, TESS...); a corpus with neither is skipped (its targets say what to set)."""
+    return [name for name, spec in CORPORA.items() if SYNTH[name] or spec.get("root")]
+
+
 def corpus_root(wildcards):
     """The corpus folder: the synth rule's output, or a configured copy (checked here, at parse time)."""
     spec = corpus_spec(wildcards.corpus)
@@ -100,11 +106,11 @@ def corpus_root(wildcards):
     return root
 
 
-def demo_targets():
-    """Every stage for every synthetic corpus: ASR (the corpus's Whisper) and alignment on both text sources,
+def default_targets():
+    """Every stage for every default corpus (default_corpora: the synthetic ones and those with a root): ASR (the corpus's Whisper) and alignment on both text sources,
     the feature stores its models read (every configured one where it trains none: corpus_stores), and the results
     of every model in train.models (rules/train.smk)."""
-    corpora = synthetic_corpora()
+    corpora = default_corpora()
     return [
         *(f"data/{corpus}/manifest.parquet" for corpus in corpora),
         *(f"data/{corpus}/folds.parquet" for corpus in corpora),
@@ -114,7 +120,7 @@ def demo_targets():
             for corpus in corpora
             for text_source in ("gold", "asr")
         ),
-    ] + [target for corpus in synthetic_corpora() for target in corpus_stores(corpus) + model_results(corpus)]
+    ] + [target for corpus in corpora for target in corpus_stores(corpus) + model_results(corpus)]
 
 
 def corpus_stores(corpus):

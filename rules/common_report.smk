@@ -63,8 +63,8 @@ def tsne_inputs(wildcards):
 
 
 def report_targets():
-    """The report of every synthetic corpus (what rule all builds, beside demo_targets())."""
-    return [target for corpus in synthetic_corpora() for target in corpus_report_targets(corpus)]
+    """The report of every default corpus (what rule all builds, beside default_targets())."""
+    return [target for corpus in default_corpora() for target in corpus_report_targets(corpus)]
 
 
 def frontend_alignments(corpus):

@@ -16,7 +16,7 @@
 #                                                       tsne_{run} (models with representations: MultiModal-ER)
 #   results/report/{corpus}/dvc/{run}_history.tsv       mean training curves per epoch  } drawn by `dvc plots`
 #   results/report/{corpus}/dvc/{run}_predictions.csv   actual, predicted per utterance } (dvc.yaml)
-# report_targets() lists them for every synthetic corpus (rule all); for another corpus, ask for its
+# report_targets() lists them for every synthetic corpus and every corpus with a root (rule all); else ask for its
 # runtime.tsv, which needs everything else: snakemake results/report/iemocap/runtime.tsv.
 
 report: "../report/workflow.rst"

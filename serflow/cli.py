@@ -576,6 +576,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"serflow: error: no such file: {exc.filename or exc}", file=sys.stderr)
         return 2
+    except ValueError as exc:  # a bad value given by the user (an unknown model, a setting out of range): one line
+        if args.verbose:
+            raise
+        print(f"serflow {args.command}: error: {exc} (--verbose: the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
