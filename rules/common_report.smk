@@ -87,6 +87,16 @@ def frontend_inputs(wildcards):
     }
 
 
+def store_labels(done_files):
+    """Names of the stores in the front-end summary: the feature (``glove``), with its version where the corpus has
+    two of it (``glove (5e1f0a2b3c4d)``: the gold and the ASR text's, or a family's own parameters)."""
+    parts = [Path(path).parts for path in done_files]  # features/{corpus}/{feature}/{version}/manifest.json
+    counts = {}
+    for p in parts:
+        counts[p[2]] = counts.get(p[2], 0) + 1
+    return [p[2] if counts[p[2]] == 1 else f"{p[2]} ({p[3]})" for p in parts]
+
+
 def report_model_inputs(wildcards):
     """The model's results and, from every fold, its training history and test predictions."""
     from serflow.train.tasks import split_protocol

@@ -44,7 +44,7 @@ rule report_frontend:
         code=code_of("report_frontend.py"),  # a change to the code it runs reruns it
         asr_name=lambda wc: asr_label(wc.corpus),
         alignment_names=lambda wc: list(frontend_alignments(wc.corpus)),
-        store_names=configured_features(),
+        store_names=lambda wc: store_labels(corpus_stores(wc.corpus)),
     log:
         "logs/{corpus}/report/frontend.log",
     benchmark:
