@@ -30,8 +30,8 @@ test: $(STAMP)  ## lint + the whole pytest suite, one worker per core (pytest-xd
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -n $(CORES) --dist loadfile
 
-demo: $(STAMP)  ## run the workflow on the synthetic demo corpus
-	$(BIN)/snakemake --cores $(CORES)
+demo: $(STAMP)  ## run the workflow on the synthetic demo corpus (progress and one line per trained fold)
+	$(BIN)/snakemake --cores $(CORES) --quiet rules
 	@$(BIN)/serflow corpus describe data/demo/manifest.parquet
 	@echo; echo "Results: results/demo_*.json (schema: docs/results.md); per fold: models/demo/"
 	@$(BIN)/serflow results results/demo_*.json

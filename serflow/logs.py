@@ -12,6 +12,15 @@ from types import TracebackType
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+def console(message: str) -> None:
+    """One line on the terminal that started the job, also after :func:`log_to_file` (which sends stderr to the log):
+    a finished fold's scores, so that `snakemake --quiet rules` (make demo) still shows how training goes."""
+    stream = sys.__stderr__
+    if stream is not None:
+        stream.write(message.rstrip("\n") + "\n")
+        stream.flush()
+
+
 def log_to_file(path: str | Path, level: int = logging.INFO) -> None:
     """Send logging and stray stderr output of a workflow job to its ``log:`` file.
 

@@ -34,3 +34,16 @@ def test_plain_snakemake_builds_a_configured_copy_too(tmp_path: Path) -> None:
         assert target in done.stdout, target
     assert "results/iemocap_gban_speech+asr.json" not in done.stdout  # audio only: one run
     assert "results/tess_" not in done.stdout  # no root: not built
+
+
+def test_a_finished_fold_is_one_line_on_the_terminal(capsys: pytest.CaptureFixture) -> None:
+    from serflow.logs import console
+    from serflow.train.run import fold_line
+
+    record = {"protocol": "loso_session", "fold": 2, "test_group": "Session2", "ua": 0.6123, "wa": 0.64, "seeds": [{}]}
+    line = fold_line("demo", "bert+asr", record, 41.2)
+    assert line == "demo bert+asr loso_session fold 2 (Session2): UA 0.612 WA 0.640, 1 seed, 41 s"
+    dimensional = {"protocol": "loso_session", "fold": 1, "ccc": 0.41, "seeds": [{}, {}]}
+    assert fold_line("demo", "bert@vad", dimensional, 3).endswith("fold 1: CCC 0.410, 2 seeds, 3 s")
+    console(line)
+    assert capsys.readouterr().err == ""  # past pytest's capture too: it goes to the real terminal, not sys.stderr

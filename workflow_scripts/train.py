@@ -1,12 +1,14 @@
 """Snakemake adapter: train one model on one fold of one protocol, every configured seed (rule train)."""
 
+import time
 from pathlib import Path
 
-from serflow.logs import log_to_file
+from serflow.logs import console, log_to_file
 from serflow.train.config import TrainSettings
-from serflow.train.run import FoldJob, FoldOutputs, fold_settings, train_fold
+from serflow.train.run import FoldJob, FoldOutputs, fold_line, fold_settings, train_fold
 from serflow.train.tasks import split_text
 
+started = time.perf_counter()
 log_to_file(snakemake.log[0])
 p, wc, out = snakemake.params, snakemake.wildcards, snakemake.output
 stores = {
@@ -40,4 +42,5 @@ outputs = FoldOutputs(
     run=Path(out.run),
     checkpoints=Path(out.checkpoints),
 )
-train_fold(job, outputs)
+record = train_fold(job, outputs)
+console(fold_line(wc.corpus, wc.model, record, time.perf_counter() - started))  # one line per fold on the terminal

@@ -548,6 +548,17 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
+def fold_line(corpus: str, run: str, record: Mapping[str, Any], seconds: float) -> str:
+    """A finished fold in one line: ``demo bert+asr loso_session fold 2 (Session2): UA 0.612 WA 0.640, 1 seed, 41 s``
+    (a dimensional run: its mean CCC)."""
+    keys = ("ua", "wa") if "ua" in record else ("ccc",)
+    scores = " ".join(f"{key.upper()} {record[key]:.3f}" for key in keys)
+    seeds = len(record.get("seeds") or ())
+    group = f" ({record['test_group']})" if record.get("test_group") else ""
+    where = f"{record['protocol']} fold {record['fold']}{group}"
+    return f"{corpus} {run} {where}: {scores}, {seeds} seed{'s' if seeds != 1 else ''}, {seconds:.0f} s"
+
+
 def _fold_record(
     job: FoldJob, data: FoldData, seeds: list[dict[str, Any]], context: dict[str, Any], warnings: list[str]
 ) -> dict[str, Any]:
