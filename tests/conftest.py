@@ -104,6 +104,34 @@ def mini_iemocap(tmp_path: Path) -> Path:
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The test files that take longest (pytest --durations: Snakemake runs end to end), longest first. With
+# `pytest -n 2 --dist loadfile` each file runs whole on one worker, handed out in collection order (see
+# pytest_configure): starting with the longest keeps one of them from being the last thing a worker does while the
+# other worker idles. Files not listed follow in their usual order.
+SLOW_FILES_FIRST = (
+    "test_reruns.py",
+    "test_reruns_code.py",
+    "test_workflow_models.py",
+    "test_workflow.py",
+    "test_workflow_tess.py",
+    "test_slurm.py",
+    "test_workflow_speech.py",
+    "test_dvc.py",
+    "test_align_kaldi.py",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist orders --dist loadfile's files by their number of tests (most first) unless told not to: here the
+    # order of pytest_collection_modifyitems (slowest first) is the better one.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: k for k, name in enumerate(SLOW_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FILES_FIRST)))  # stable: in-file order kept
+
 
 def snakemake_command(workdir: Path, config: Path, *args: str, repo: Path = REPO, cores: int = 2) -> list[str]:
     snakemake = str(Path(sys.executable).with_name("snakemake"))

@@ -151,7 +151,7 @@ def test_frozen_parameters_are_counted_apart(capsys, config) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["gbann"], "unknown model 'gbann'; known models: bert, cnn14"),
+        (["gbann"], "unknown model 'gbann'; did you mean 'gban'? known models: bert, cnn14"),
         (["gban", "--set", "lstm_hiden=64"], "unknown GBAN hyperparameters ['lstm_hiden']"),
         (["gban", "--set", "fusion=tfl"], "fixed by the model name 'gban'"),
         (["gban", "--set", "conv_kernel=-1"], "cannot be built: RuntimeError"),

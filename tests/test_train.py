@@ -394,7 +394,8 @@ def test_fold_without_one_class_is_scored_with_a_warning(tmp_path: Path) -> None
 
 
 def test_unknown_model_lists_the_known_ones(corpus: Corpus, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"unknown model 'wise_typo'; known models: .*test_meanpool"):
+    known = r"unknown model 'wise_typo'; did you mean 'wise_text'\? known models: .*test_meanpool"
+    with pytest.raises(ValueError, match=known):
         train_fold(job(corpus, model="wise_typo"), FoldOutputs.under(tmp_path), progress=False)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -12,10 +13,13 @@ from conftest import REPO, run_snakemake
 from serflow.models import get_spec
 from serflow.train.tasks import split_run
 
+SESSIONS = 3  # two speakers each
+
 
 def _config(tmp_path: Path, **corpora_overrides: dict) -> Path:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["corpora"]["demo"]["synth"]["utterances"] = 40
+    config["corpora"]["demo"]["synth"]["sessions"] = SESSIONS
     for name, spec in corpora_overrides.items():
         config["corpora"].setdefault(name, {}).update(spec)
     path = tmp_path / "config.yaml"
@@ -30,7 +34,7 @@ def test_demo_manifest_and_folds_from_clean(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     manifest = pd.read_parquet(tmp_path / "data/demo/manifest.parquet")
     assert len(manifest) == 40
-    assert manifest["speaker"].nunique() == 10
+    assert manifest["speaker"].nunique() == 2 * SESSIONS
     assert (tmp_path / "data/demo/manifest_issues.tsv").read_text().startswith("utt_id\tpath\tline\taction\treason")
     folds = pd.read_parquet(tmp_path / "data/demo/folds.parquet")
     assert set(folds["protocol"]) == {"loso_session", "loso_speaker", "random_split"}
@@ -110,30 +114,67 @@ def test_real_corpus_through_the_workflow(tmp_path: Path) -> None:
     assert len(pd.read_parquet(tmp_path / "data/iemocap/manifest.parquet")) == 11
 
 
-@pytest.mark.parametrize("model", ["gban", "gban_speech", "gban_text", "mfcnn14", "cnn14@vad", "lf", "wavfusion"])
-def test_a_model_plans_on_an_iemocap_tree(tmp_path: Path, model: str) -> None:
-    """`snakemake -n results/iemocap_<model>.json` plans for a configured copy (up to the fold index: the folds
-    are known once it has run), and the stores the model reads plan from the manifest through the alignment."""
+PLANNED_MODELS = ["gban", "gban_speech", "gban_text", "mfcnn14", "cnn14@vad", "lf", "wavfusion"]
+
+
+@pytest.fixture(scope="module")
+def iemocap_plans(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Two dry runs on one configured copy (the trap-laden mini tree), shared by the models' tests: every model's
+    results/iemocap_<model>.json at once, then every store those models read. Each dry run parses the workflow once
+    (most of its time), so one run for all seven models instead of two per model."""
     from conftest import write_mini_iemocap
 
     from serflow.features.plan import plan
 
+    tmp_path = tmp_path_factory.mktemp("iemocap_plans")
     root = write_mini_iemocap(tmp_path / "IEMOCAP_full_release")
     config = _config(tmp_path, iemocap={"root": str(root)})
-    done = run_snakemake(tmp_path, config, "-n", f"results/iemocap_{model}.json")
+    results = run_snakemake(tmp_path, config, "-n", *(f"results/iemocap_{model}.json" for model in PLANNED_MODELS))
+    settings = yaml.safe_load(config.read_text())
+    stores = {
+        store: plan(settings, "iemocap", store).directory
+        for model in PLANNED_MODELS
+        for store in get_spec(split_run(model)[0]).features
+    }
+    planned = run_snakemake(tmp_path, config, "-n", *(f"{folder}/manifest.json" for folder in stores.values()))
+    return {"results": results, "stores": stores, "planned": planned, "settings": settings}
+
+
+def _planned_jobs(output: str) -> list[tuple[str, str, str]]:
+    """(rule, input, output) of each job a dry run lists."""
+    jobs = []
+    for match in re.finditer(r"^(?:localrule|rule|checkpoint) (\w+):\n((?:    .*\n)+)", output, re.M):
+        fields = dict(line.strip().split(": ", 1) for line in match.group(2).splitlines() if ": " in line)
+        jobs.append((match.group(1), fields.get("input", ""), fields.get("output", "")))
+    return jobs
+
+
+@pytest.mark.parametrize("model", PLANNED_MODELS)
+def test_a_model_plans_on_an_iemocap_tree(iemocap_plans: dict, model: str) -> None:
+    """`snakemake -n results/iemocap_<model>.json` plans for a configured copy (up to the fold index: the folds
+    are known once it has run), and the stores the model reads plan from the manifest through the alignment."""
+    done = iemocap_plans["results"]
     assert done.returncode == 0, done.stderr[-3000:]
     assert "rule manifest:" in done.stdout and "checkpoint fold_index:" in done.stdout
-    settings = yaml.safe_load(config.read_text())
+    settings = iemocap_plans["settings"]
     spec = get_spec(split_run(model)[0])
-    stores = [plan(settings, "iemocap", store).directory + "/manifest.json" for store in spec.features]
-    if not stores:  # late fusion reads its components' predictions, no store
+    if not spec.features:  # late fusion reads its components' predictions, no store
         return
-    planned = run_snakemake(tmp_path, config, "-n", *stores)
+    planned = iemocap_plans["planned"]
     assert planned.returncode == 0, planned.stderr[-3000:]
-    reads_words = any(store not in settings["features"]["acoustic"] for store in spec.features)
-    assert ("rule align:" in planned.stdout) == reads_words  # text stores (and spans) read the alignment's words
+    jobs = _planned_jobs(planned.stdout)
+    words = "data/iemocap/align/"
     for store in spec.features:
-        assert f"features/iemocap/{store}/" in planned.stdout, store
+        folder = iemocap_plans["stores"][store]
+        assert f"features/iemocap/{store}/" in folder and folder in planned.stdout, store
+        # Text stores (and spans) read the alignment's words, acoustic stores do not: the jobs that write the
+        # store (its shards or the store itself) list the alignment among their inputs exactly when it reads words.
+        writers = [job for job in jobs if folder in job[2] and job[0] != "finalize_features"]
+        assert writers, (store, planned.stdout[-3000:])
+        reads_words = store not in settings["features"]["acoustic"]
+        assert all((words in job[1]) == reads_words for job in writers), (store, writers)
+    if any(store not in settings["features"]["acoustic"] for store in spec.features):
+        assert "rule align:" in planned.stdout
     if spec.family == "wavfusion":  # the checkpoints a user with the hub gets: named in the config it planned with
         assert settings["models"]["wavfusion"]["model"] == "facebook/wav2vec2-base"
         assert settings["features"]["roberta"]["model"] == "roberta-base"

@@ -17,6 +17,7 @@ from serflow.features.stores import feature_names
 from serflow.shards import FeatureSet
 
 N = 40
+SESSIONS = 3  # loso_session: one fold per session (fewer sessions, fewer training jobs; IEMOCAP has 5)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,9 @@ def features_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, 
     workdir = tmp_path_factory.mktemp("features")
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["corpora"]["demo"]["synth"]["utterances"] = N
+    config["corpora"]["demo"]["synth"]["sessions"] = SESSIONS
     config["features"]["shards"] = 2
+    config["corpora"]["demo"]["feature_shards"] = 2  # two jobs per sharded store: their merge is checked
     config["train"]["models"] = ["wise", "wise_audio"]
     config["corpora"]["demo"]["train"] = {"seeds": [0], "epochs": 2, "patience": 2}
     path = workdir / "config.yaml"
@@ -83,14 +86,14 @@ def test_one_changed_parameter_rebuilds_that_store_and_what_reads_it(features_ru
     dry = run_snakemake(workdir, changed, "-n", *_targets(config))
     assert dry.returncode == 0, dry.stderr[-3000:]
     jobs = _jobs(dry.stdout)  # the stores, then every model reading mfcc39 or the spans (wise, wise_audio)
-    assert jobs == {"acoustic_shard": 2, "finalize_features": 1, "spans": 1, "train": 10, "evaluate": 2}
+    assert jobs == {"acoustic_shard": 2, "finalize_features": 1, "spans": 1, "train": 2 * SESSIONS, "evaluate": 2}
     assert "wildcards: corpus=demo, acoustic=mfcc39" in dry.stdout and "acoustic=gban52" not in dry.stdout
 
     config["features"]["acoustic"]["mfcc39"] = {}
     config["features"]["glove"]["oov"] = "random"
     changed.write_text(yaml.safe_dump(config))
     dry = run_snakemake(workdir, changed, "-n", *_targets(config))
-    assert _jobs(dry.stdout) == {"glove": 1, "train": 5, "evaluate": 1}  # wise_audio reads no GloVe
+    assert _jobs(dry.stdout) == {"glove": 1, "train": SESSIONS, "evaluate": 1}  # wise_audio reads no GloVe
 
 
 @pytest.mark.slow
@@ -100,16 +103,17 @@ def test_results_are_cross_validated_and_a_hyperparameter_reruns_only_training(
     workdir, _, base = features_run
     config = copy.deepcopy(base)
     result = json.loads((workdir / "results/demo_wise.json").read_text())
-    assert result["n_folds"] == 5 and [f["test_group"] for f in result["folds"]] == [f"Session{i}" for i in range(1, 6)]
+    groups = [f"Session{i}" for i in range(1, SESSIONS + 1)]
+    assert result["n_folds"] == SESSIONS and [f["test_group"] for f in result["folds"]] == groups
     assert (
         0.0 <= result["ua"] <= 1.0 and result["features"]["mfcc39"]["version"] == plan(config, "demo", "mfcc39").version
     )
     assert result["utterances"]["used"] + result["utterances"]["dropped"] >= 0.9 * N
-    for fold in range(1, 6):
+    for fold in range(1, SESSIONS + 1):
         assert (workdir / f"models/demo/wise/loso_session/fold{fold}/checkpoints/seed0.safetensors").is_file()
 
     config["models"]["wise"]["dropout"] = 0.5
     changed = workdir / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
     dry = run_snakemake(workdir, changed, "-n", *_targets(config))
-    assert _jobs(dry.stdout) == {"train": 10, "evaluate": 2}  # both WISE variants, nothing upstream
+    assert _jobs(dry.stdout) == {"train": 2 * SESSIONS, "evaluate": 2}  # both WISE variants, nothing upstream
