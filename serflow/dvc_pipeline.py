@@ -279,6 +279,13 @@ def _cmd(info: WorkflowInfo, targets: Sequence[str]) -> str:
     return " ".join([SNAKEMAKE, *targets, "--cores", "all", *configfile])  # --configfile takes several values
 
 
+def stage_name(corpus: str, run: str) -> str:
+    """The DVC stage of ``results/{corpus}_{run}.json``: DVC reads ``@`` in a stage name as a foreach key
+    (``dvc commit demo_bert@vad`` fails), so a run's separators ``@`` (task), ``+`` (text source) and ``~``
+    (protocol) become ``-``: ``demo_bert-vad-asr``. Model names hold no ``-``, so no two runs share a stage."""
+    return f"{corpus}_{run}".replace("@", "-").replace("+", "-").replace("~", "-")
+
+
 def build_pipeline(info: WorkflowInfo, params_document: Mapping[str, Any]) -> dict[str, Any]:
     """``{"stages": ..., "plots": ...}`` for ``dvc.yaml`` (see the module docstring)."""
     report_rules = [r for r in info.rules.values() if r.file == REPORT_RULES]
@@ -299,7 +306,7 @@ def build_pipeline(info: WorkflowInfo, params_document: Mapping[str, Any]) -> di
         if rule.name == RESULT_RULE:
             model = wildcards["model"]
             keys = _unique_present(model_param_keys(info.config, corpus, model), params_document)
-            stages[f"{corpus}_{model}"] = {
+            stages[stage_name(corpus, model)] = {
                 "desc": f"{target}: model {model} on corpus {corpus}, all folds (Snakemake builds what it needs)",
                 "cmd": _cmd(info, [target]),
                 "deps": core_code + corpus_data(info.config, corpus),

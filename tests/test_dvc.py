@@ -273,3 +273,11 @@ def test_dvc_reruns_only_changed_stages_keeps_outputs_and_diffs_params_and_metri
     metrics = json.loads(run([DVC, "metrics", "diff", "--json"], repo).stdout)
     assert metrics["results/a.json"]["score"] == {"old": 0.1, "new": 0.5, "diff": pytest.approx(0.4)}
     assert "results/b.json" not in metrics
+
+
+def test_stage_names_avoid_dvcs_foreach_separator() -> None:
+    from serflow.dvc_pipeline import stage_name
+
+    assert stage_name("demo", "wise") == "demo_wise"
+    assert stage_name("demo", "bert@vad+asr") == "demo_bert-vad-asr"  # `dvc commit demo_bert@vad` would fail
+    assert stage_name("demo_tess", "mmer_text+gold~loso_speaker") == "demo_tess_mmer_text-gold-loso_speaker"
