@@ -23,7 +23,7 @@ setup: $(STAMP)  ## create .venv and install pinned dependencies (idempotent)
 lint: $(STAMP)  ## ruff; snakemake --lint; dvc.yaml up to date with the Snakefile
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check serflow tests workflow_scripts benchmarks
-	$(BIN)/snakemake --lint --quiet all
+	$(BIN)/snakemake --lint text
 	$(BIN)/python scripts/dvc_stages.py --check
 
 test: $(STAMP)  ## lint + the whole pytest suite, one worker per core (pytest-xdist; a test file stays on one worker)

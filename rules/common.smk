@@ -84,7 +84,7 @@ def synthetic_corpora():
 
 
 def default_corpora():
-    """What plain `snakemake` (rule all) builds: every synthetic corpus and every corpus with a root set (a
+    """What plain `snakemake` builds (the all rule), for every synthetic corpus and every corpus with a root set (a
     copy of IEMOCAP, TESS...); a corpus with neither is skipped (its targets say what to set)."""
     return [name for name, spec in CORPORA.items() if SYNTH[name] or spec.get("root")]
 
