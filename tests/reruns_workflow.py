@@ -1,6 +1,6 @@
 """The finished run that the rerun tests (tests/test_reruns.py, tests/test_reruns_code.py; issue 12) start from, and
 their helpers. Two test files, so that pytest-xdist (--dist loadfile) runs them on two workers at once; each builds
-its own run (module-scoped fixtures ``code`` and ``run`` there call ``checkout`` and ``finished_run``)."""
+its own run (the module-scoped fixtures ``code`` and ``run`` below, imported by each: module scope is per test file)."""
 
 from __future__ import annotations
 
@@ -68,3 +68,14 @@ def store(workdir: Path, feature: str) -> Path:
 
 def fold(workdir: Path, model: str, fold: int) -> Path:
     return workdir / "models" / "demo" / model / "loso_session" / f"fold{fold}"
+
+
+@pytest.fixture(scope="module", name="code")
+def code_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return checkout(tmp_path_factory)
+
+
+@pytest.fixture(scope="module", name="run")
+def run_fixture(code: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """A finished run of two WISE variants (mfcc39 + spans, GloVe) on a 40-utterance corpus."""
+    return finished_run(code, tmp_path_factory)

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 import pytest
-from reruns_workflow import TARGETS, checkout, finished_run
+from reruns_workflow import TARGETS, code_fixture, run_fixture  # noqa: F401 - fixtures code, run
 from reruns_workflow import fold as _fold
 from reruns_workflow import jobs as _jobs
 from reruns_workflow import sha as _sha
@@ -24,17 +24,6 @@ from reruns_workflow import snakemake as _snakemake
 from reruns_workflow import store as _store
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def code(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return checkout(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def run(code: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
-    """A finished run of two WISE variants (mfcc39 + spans, GloVe) on a 40-utterance corpus."""
-    return finished_run(code, tmp_path_factory)
 
 
 # --------------------------------------------------------------------------------- 1. damaged shards
