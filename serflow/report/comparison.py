@@ -40,7 +40,7 @@ import pandas as pd
 from serflow.report.significance import ALPHA, PAIRED_TESTS, WILCOXON_MIN_PAIRS, holm, paired_test
 from serflow.report.summary import _reduced, is_dimensional, markdown_html, paper_figure, stand_ins
 from serflow.train.metrics import classification_metrics, confusion_matrix, mean_std
-from serflow.train.tasks import split_protocol
+from serflow.train.tasks import split_protocol, split_run
 
 COMPARISON_FORMAT = "serflow-comparison/1"
 RESULTS_FORMAT = "serflow-results/1"
@@ -190,13 +190,13 @@ def reads_text(result: Mapping[str, Any]) -> bool:
     from serflow.features.stores import kind_of
 
     stores = list(result.get("features") or {})
-    if not stores:
-        from serflow.models import MODELS
+    if stores:
+        return any(kind_of(store) != "acoustic" for store in stores)
+    from serflow.models import MODELS
+    from serflow.models.registry import reads_transcripts
 
-        spec = MODELS.get(result["model"])
-        names = [*(spec.components if spec else ()), result["model"]]
-        stores = [s for n in names if n in MODELS for s in MODELS[n].features]
-    return any(kind_of(store) != "acoustic" for store in stores)
+    name = split_run(result["model"])[0]  # a dimensional run's model: lf@vad is lf
+    return name in MODELS and reads_transcripts(name)
 
 
 def asr_wer(wer: Mapping[str, Any] | None, name: str | None = None) -> dict[str, Any] | None:
